@@ -1,0 +1,95 @@
+//! Command-line types (clap) and dispatch: args → settings → library call → exit code.
+//! Must not contain logic beyond resolving settings and rendering the outcome.
+
+mod hub_serve;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::Error;
+
+/// Keep Hugging Face Hub repositories in sync with a declarative manifest.
+#[derive(Debug, Parser)]
+#[command(name = "hubsync", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags shared by every command that talks to the Hub.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Hub base URL (default: `HF_ENDPOINT`, then the manifest's `endpoint:`, then huggingface.co).
+    #[arg(long, global = true)]
+    pub endpoint: Option<String>,
+    /// Access token; prefer the `HF_TOKEN` environment variable.
+    #[arg(long, global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// More logging on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// No progress bars.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the local Hub.
+    #[command(subcommand)]
+    Hub(HubCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HubCommand {
+    /// Serve a persistent local Hub that `huggingface_hub` and hubsync accept.
+    Serve(hub_serve::ServeArgs),
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    init_logging(&cli.global);
+    let result = match cli.command {
+        Command::Hub(HubCommand::Serve(args)) => hub_serve::exec(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => report(&err),
+    }
+}
+
+/// Prints an error with its cause chain and hints on stderr; returns its exit code.
+pub fn report(err: &Error) -> i32 {
+    use std::error::Error as _;
+    let mut msg = format!("error: {err}");
+    let mut source = err.source();
+    while let Some(s) = source {
+        msg.push_str(&format!("\n  caused by: {s}"));
+        source = s.source();
+    }
+    for hint in err.hints() {
+        msg.push_str(&format!("\n\nhint: {hint}"));
+    }
+    eprintln!("{msg}");
+    err.exit_code()
+}
+
+fn init_logging(global: &GlobalArgs) {
+    let default = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "hubsync=info,warn",
+        (false, 2) => "hubsync=debug,info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env(crate::env::HUBSYNC_LOG)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,18 @@
+//! hubsync: a declarative sync/reconcile agent for Hugging Face Hub repositories.
+//!
+//! Data flows one way: [`manifest`] → [`local`] scan → [`remote`] snapshot → [`plan`] (pure)
+//! → apply → [`render`]. The [`hub`] module is the local Hub (`hubsync hub serve`), which shares
+//! the wire types of [`api`] with the [`client`].
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod env;
+pub mod error;
+pub mod exit_code;
+pub mod hub;
+pub mod local;
+pub mod manifest;
+pub mod util;
+
+pub use error::Error;

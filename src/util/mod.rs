@@ -1,0 +1,3 @@
+//! Small shared helpers, each with a stated owner.
+
+pub mod secret;
