@@ -15,6 +15,7 @@ pub mod local;
 pub mod manifest;
 pub mod plan;
 pub mod remote;
+pub mod render;
 pub mod util;
 
 pub use error::Error;
