@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// Serve `GET /admin/stats` (commit and upload counters, for tests and benchmarks).
     #[arg(long)]
     pub admin: bool,
+    /// Inject faults, e.g. `seed=7,http500=0.1,http429=0.05,reset=0.05,commit:lost_commit_response=0.2`
+    /// (see the README; off unless given).
+    #[arg(long, value_name = "SPEC")]
+    pub faults: Option<crate::hub::faults::FaultSpec>,
 }
 
 impl ServeArgs {
@@ -54,6 +58,7 @@ impl ServeArgs {
             page_size,
             multipart_chunk_size,
             admin,
+            faults,
         } = self;
         let mut users = Vec::new();
         if let (Some(name), Some(token)) = (user, token) {
@@ -86,6 +91,7 @@ impl ServeArgs {
             page_size,
             multipart_chunk_size,
             admin,
+            faults: faults.unwrap_or_default(),
         })
     }
 }

@@ -4,6 +4,7 @@
 //! Must not import client, plan or apply.
 
 pub mod auth;
+pub mod faults;
 mod routes;
 pub mod store;
 
@@ -45,6 +46,8 @@ pub struct HubConfig {
     pub multipart_chunk_size: u64,
     /// Serve `GET /admin/stats` (counters for tests).
     pub admin: bool,
+    /// Injected faults (none by default).
+    pub faults: faults::FaultSpec,
 }
 
 impl HubConfig {
@@ -55,6 +58,7 @@ impl HubConfig {
             page_size: 1000,
             multipart_chunk_size: 64 * 1024 * 1024,
             admin: false,
+            faults: faults::FaultSpec::default(),
         }
     }
 }
@@ -65,6 +69,7 @@ pub struct HubState {
     pub(crate) store: Store,
     pub(crate) config: Arc<HubConfig>,
     pub(crate) secret: Arc<String>,
+    pub(crate) faults: Arc<faults::Faults>,
 }
 
 impl HubState {
@@ -80,6 +85,7 @@ impl HubState {
         })?;
         Ok(HubState {
             store,
+            faults: Arc::new(faults::Faults::new(config.faults.clone())),
             config: Arc::new(config),
             secret: Arc::new(secret),
         })
@@ -119,7 +125,10 @@ impl RunningHub {
     }
 }
 
-/// Binds `addr` and serves the hub in a background task (for the demo and tests).
+/// Binds `addr` and serves the hub in a background task (for `hub serve`, the demo and tests).
+///
+/// Connections are served by hyper directly rather than `axum::serve`, so that injected faults
+/// can drop a connection without an answer.
 pub async fn spawn(config: HubConfig, addr: &str) -> Result<RunningHub, ServeError> {
     let state = HubState::open(config)?;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -132,14 +141,46 @@ pub async fn spawn(config: HubConfig, addr: &str) -> Result<RunningHub, ServeErr
         addr: addr.to_string(),
         source,
     })?;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let app = router(state);
+    let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+    let app = router(state.clone());
+    let faults = state.faults.clone();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, _) = match accepted {
+                        Ok(s) => s,
+                        Err(e) => {
+                            // Out of file descriptors and the like: back off instead of spinning.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let (app, faults) = (app.clone(), faults.clone());
+                    let svc = hyper::service::service_fn(move |req| {
+                        let (app, faults) = (app.clone(), faults.clone());
+                        async move { faults::run(&faults, app, req).await }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .max_buf_size(1024 * 1024)
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                _ = &mut rx => break,
+            }
+        }
+        drop(listener);
+        // Requests in flight get a few seconds to finish.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
+        Ok(())
     });
     Ok(RunningHub {
         addr: local,

@@ -324,7 +324,14 @@ async fn handle(st: HubState, req: Request) -> HResult {
         ["admin", "stats"] if ctx.st.config.admin => {
             let st = ctx.st.clone();
             let stats = blocking(move || st.store.stats()).await?;
-            Ok(axum::Json(stats).into_response())
+            let traffic = ctx.st.faults.traffic();
+            Ok(json(&serde_json::json!({
+                "commits_created": stats.commits_created,
+                "lfs_objects_uploaded": stats.lfs_objects_uploaded,
+                "lfs_bytes_received": stats.lfs_bytes_received,
+                "requests": traffic.requests,
+                "faults": traffic.faults,
+            })))
         }
         _ => web_route(&mut ctx, &segs).await,
     }
