@@ -1,0 +1,183 @@
+//! YAML text → [`raw::Manifest`], turning serde-saphyr's errors into manifest errors that name
+//! `file:line:col`, say what was expected, and suggest the key or value the user probably meant.
+
+use std::path::Path;
+
+use serde_saphyr::{Error as YamlError, MessageFormatter, UserMessageFormatter};
+
+use super::error::{Diagnostic, ManifestError, did_you_mean, sanitize};
+use super::raw;
+use super::span::Location;
+
+/// Parses manifest YAML. `file` is only used in messages.
+pub fn parse(text: &str, file: &Path) -> Result<raw::Manifest, ManifestError> {
+    if is_blank(text) {
+        return Err(parse_error(
+            file,
+            Diagnostic::new(Location::new(1, 1), "the manifest is empty")
+                .with_hint("start it with `version: 1` and a `repos:` list; `hubsync schema` prints every key"),
+        ));
+    }
+    serde_saphyr::from_str_with_options::<raw::Manifest>(text, options())
+        .map_err(|err| parse_error(file, translate(&err)))
+}
+
+/// Parser options: the defaults with tighter alias limits. A manifest is a few hundred lines
+/// written by hand; an input that replays a hundred thousand alias events is an attack (a
+/// "billion laughs" bomb), and must fail fast instead of eating memory.
+fn options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_documents: 1,
+            max_depth: 32,
+            max_aliases: 1_000,
+            max_nodes: 200_000,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 100_000,
+            max_replay_stack_depth: 16,
+        },
+        // YAML 1.2 booleans only: `private: no` silently meaning `false` is the "Norway problem",
+        // and in a manifest that decides visibility it is better refused.
+        strict_booleans: true,
+        // Snippets are rendered by hubsync, not embedded in the error.
+        with_snippet: false,
+    }
+}
+
+fn is_blank(text: &str) -> bool {
+    text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l == "---"
+    })
+}
+
+fn parse_error(file: &Path, d: Diagnostic) -> ManifestError {
+    ManifestError::Parse {
+        file: file.to_path_buf(),
+        location: d.location,
+        message: d.message,
+        hint: d.hint,
+    }
+}
+
+/// The error under snippet and alias wrappers, which carry no message of their own.
+fn original(err: &YamlError) -> &YamlError {
+    match err {
+        YamlError::WithSnippet { error, .. } | YamlError::AliasError { error, .. } => {
+            original(error)
+        }
+        other => other,
+    }
+}
+
+fn translate(err: &YamlError) -> Diagnostic {
+    let location = err
+        .location()
+        .map(Location::from_saphyr)
+        .unwrap_or(Location::UNKNOWN);
+    let inner = original(err);
+    let location = location.or(inner
+        .location()
+        .map(Location::from_saphyr)
+        .unwrap_or(Location::UNKNOWN));
+    match inner {
+        YamlError::SerdeUnknownField {
+            field, expected, ..
+        } => {
+            let allowed = list(expected);
+            match did_you_mean(field, expected) {
+                Some(suggestion) => Diagnostic::new(
+                    location,
+                    format!("unknown key `{field}`; did you mean `{suggestion}`?"),
+                )
+                .with_hint(format!("the keys allowed here are {allowed}")),
+                None => Diagnostic::new(location, format!("unknown key `{field}`"))
+                    .with_hint(format!("the keys allowed here are {allowed}")),
+            }
+        }
+        YamlError::SerdeUnknownVariant {
+            variant, expected, ..
+        } => {
+            let allowed = list(expected);
+            let message = match did_you_mean(variant, expected) {
+                Some(s) => {
+                    format!("unknown value `{variant}`, expected one of {allowed}; did you mean `{s}`?")
+                }
+                None => format!("unknown value `{variant}`, expected one of {allowed}"),
+            };
+            Diagnostic::new(location, message)
+        }
+        YamlError::SerdeMissingField { field, .. } => {
+            let d = Diagnostic::new(location, format!("missing key `{field}`"));
+            match *field {
+                "version" => d.with_hint("start the manifest with `version: 1`"),
+                "repos" => d.with_hint("list the repos to sync under `repos:`"),
+                "id" => d.with_hint("name the repo with `id: namespace/name`"),
+                "local" => d.with_hint("name the local folder with `local: ./folder`"),
+                other => d.with_hint(format!("add `{other}:`")),
+            }
+        }
+        YamlError::DuplicateMappingKey { key, .. } => {
+            let message = match key {
+                Some(k) => format!("duplicate key `{k}`"),
+                None => "duplicate key".to_string(),
+            };
+            Diagnostic::new(location, message)
+                .with_hint("a key may appear once in a mapping; remove or merge the repeated one")
+        }
+        YamlError::InvalidScalar { ty, .. } => {
+            Diagnostic::new(location, format!("expected {}", describe_type(ty)))
+        }
+        YamlError::InvalidBooleanStrict { .. } => {
+            Diagnostic::new(location, "expected `true` or `false`")
+                .with_hint("write booleans as `true` or `false` (not `yes`/`no`/`on`/`off`)")
+        }
+        YamlError::NullIntoString { .. } => {
+            Diagnostic::new(location, "expected a string, found an empty value")
+                .with_hint("write a value after the `:`, or quote an empty string as `\"\"`")
+        }
+        YamlError::Budget { .. }
+        | YamlError::AliasReplayLimitExceeded { .. }
+        | YamlError::AliasExpansionLimitExceeded { .. }
+        | YamlError::AliasReplayStackDepthExceeded { .. }
+        | YamlError::AliasReplayCounterOverflow { .. } => Diagnostic::new(
+            location,
+            format!(
+                "the manifest is too large or expands too many aliases ({})",
+                message_of(inner)
+            ),
+        )
+        .with_hint("write the manifest out without deeply nested `&anchor`/`*alias` references"),
+        YamlError::MultipleDocuments { .. } => {
+            Diagnostic::new(location, "the manifest holds more than one YAML document")
+                .with_hint("keep one document: remove the extra `---` separator")
+        }
+        YamlError::Eof { .. } => Diagnostic::new(location, "unexpected end of the manifest"),
+        other => Diagnostic::new(location, message_of(other)),
+    }
+}
+
+/// serde-saphyr's own user-facing wording, with control characters escaped.
+fn message_of(err: &YamlError) -> String {
+    sanitize(&UserMessageFormatter.format_message(err))
+}
+
+fn describe_type(ty: &str) -> &'static str {
+    match ty {
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number (0 or more)",
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "bool" => "`true` or `false`",
+        "char" => "a single character",
+        _ => "a different kind of value",
+    }
+}
+
+fn list(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
