@@ -117,6 +117,9 @@ impl ManifestError {
     }
 }
 
+/// Most problems listed in one message; past that, one more fix usually clears many of them.
+const MAX_SHOWN: usize = 20;
+
 struct DiagnosticsDisplay<'a> {
     file: &'a Path,
     diagnostics: &'a [Diagnostic],
@@ -137,13 +140,16 @@ impl fmt::Display for DiagnosticsDisplay<'_> {
                 // One `file:line:col: message` per line, so editors and CI annotations can pick
                 // each one up.
                 write!(f, "{} problems in manifest `{file}`:", many.len())?;
-                for d in many {
+                for d in many.iter().take(MAX_SHOWN) {
                     write!(
                         f,
                         "\n  {file}:{}: {}",
                         d.location.or(Location::new(1, 1)),
                         d.message
                     )?;
+                }
+                if many.len() > MAX_SHOWN {
+                    write!(f, "\n  … and {} more", many.len() - MAX_SHOWN)?;
                 }
                 Ok(())
             }

@@ -137,6 +137,31 @@ fn translate(err: &YamlError) -> Diagnostic {
             Diagnostic::new(location, "expected a string, found an empty value")
                 .with_hint("write a value after the `:`, or quote an empty string as `\"\"`")
         }
+        YamlError::Unexpected { expected, .. } => {
+            let d = Diagnostic::new(location, format!("expected {}", describe_expected(expected)));
+            if *expected == "sequence start" {
+                d.with_hint("write a list as `[a, b]` or as `- a` lines, even for a single item")
+            } else {
+                d
+            }
+        }
+        YamlError::SerdeInvalidType {
+            unexpected,
+            expected,
+            ..
+        } => Diagnostic::new(location, format!("expected {expected}, found {unexpected}")),
+        YamlError::UnknownAnchor { .. } => {
+            Diagnostic::new(location, "`*` starts a YAML alias, and no `&anchor` has this name")
+                .with_hint("quote values that start with `*`, such as globs: `\"*.json\"`")
+        }
+        YamlError::Budget {
+            breach: serde_saphyr::budget::BudgetBreach::Documents { .. },
+            ..
+        }
+        | YamlError::MultipleDocuments { .. } => {
+            Diagnostic::new(location, "the manifest holds more than one YAML document")
+                .with_hint("keep one document: remove the extra `---` separator")
+        }
         YamlError::Budget { .. }
         | YamlError::AliasReplayLimitExceeded { .. }
         | YamlError::AliasExpansionLimitExceeded { .. }
@@ -149,10 +174,6 @@ fn translate(err: &YamlError) -> Diagnostic {
             ),
         )
         .with_hint("write the manifest out without deeply nested `&anchor`/`*alias` references"),
-        YamlError::MultipleDocuments { .. } => {
-            Diagnostic::new(location, "the manifest holds more than one YAML document")
-                .with_hint("keep one document: remove the extra `---` separator")
-        }
         YamlError::Eof { .. } => Diagnostic::new(location, "unexpected end of the manifest"),
         other => Diagnostic::new(location, message_of(other)),
     }
@@ -161,6 +182,15 @@ fn translate(err: &YamlError) -> Diagnostic {
 /// serde-saphyr's own user-facing wording, with control characters escaped.
 fn message_of(err: &YamlError) -> String {
     sanitize(&UserMessageFormatter.format_message(err))
+}
+
+fn describe_expected(expected: &str) -> &str {
+    match expected {
+        "sequence start" => "a list",
+        "mapping start" => "a mapping of `key: value` pairs",
+        "string scalar" | "scalar" => "a single value, not a list or mapping",
+        other => other,
+    }
 }
 
 fn describe_type(ty: &str) -> &'static str {

@@ -33,6 +33,7 @@ pub struct Manifest {
     #[serde(default)]
     pub defaults: Option<Defaults>,
     /// The repos to keep in sync (at least one).
+    #[schemars(length(min = 1))]
     pub repos: Located<Vec<Located<Repo>>>,
 }
 
@@ -188,11 +189,37 @@ pub struct Space {
     pub sleep_time: Option<Located<i64>>,
     /// Public environment variables; values are compared and shown in plans.
     #[serde(default)]
+    #[schemars(schema_with = "variables_schema")]
     pub variables: Option<Located<BTreeMap<Located<String>, Located<String>>>>,
     /// Secrets, each written `${VAR}` and read from the environment variable `VAR`. Values are
     /// never printed.
     #[serde(default)]
+    #[schemars(schema_with = "secrets_schema")]
     pub secrets: Option<Located<BTreeMap<Located<String>, Located<String>>>>,
+}
+
+/// Names of variables and secrets: they become environment variables in the Space.
+const ENV_NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
+
+fn variables_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    // Numbers and booleans are accepted and kept as written (`PORT: 7860`), so the schema must
+    // not make editors flag them.
+    schemars::json_schema!({
+        "type": "object",
+        "propertyNames": { "pattern": ENV_NAME_PATTERN },
+        "additionalProperties": { "type": ["string", "number", "boolean"] }
+    })
+}
+
+fn secrets_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "propertyNames": { "pattern": ENV_NAME_PATTERN },
+        "additionalProperties": {
+            "type": "string",
+            "pattern": "^\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}$"
+        }
+    })
 }
 
 /// The SDK a Space runs with.
