@@ -7,19 +7,54 @@ use serde_saphyr::{Error as YamlError, MessageFormatter, UserMessageFormatter};
 
 use super::error::{Diagnostic, ManifestError, did_you_mean, sanitize};
 use super::raw;
-use super::span::Location;
+use super::span::{Located, Location};
+use super::validate::MANIFEST_VERSION;
 
 /// Parses manifest YAML. `file` is only used in messages.
 pub fn parse(text: &str, file: &Path) -> Result<raw::Manifest, ManifestError> {
     if is_blank(text) {
         return Err(parse_error(
             file,
-            Diagnostic::new(Location::new(1, 1), "the manifest is empty")
-                .with_hint("start it with `version: 1` and a `repos:` list; `hubsync schema` prints every key"),
+            Diagnostic::new(Location::new(1, 1), "the manifest is empty").with_hint(
+                "start it with `version: 1` and a `repos:` list; `hubsync schema` prints every key",
+            ),
         ));
+    }
+    // Read `version:` first, so a manifest written for a newer hubsync says so instead of
+    // failing on the first key this version does not know.
+    if let Ok(VersionProbe {
+        version: Some(version),
+    }) = serde_saphyr::from_str_with_options::<VersionProbe>(text, options())
+        && version.value != MANIFEST_VERSION
+    {
+        return Err(parse_error(file, unsupported_version(&version)));
     }
     serde_saphyr::from_str_with_options::<raw::Manifest>(text, options())
         .map_err(|err| parse_error(file, translate(&err)))
+}
+
+/// Just the `version:` key of a manifest, ignoring the rest.
+#[derive(serde::Deserialize)]
+struct VersionProbe {
+    #[serde(default)]
+    version: Option<Located<u32>>,
+}
+
+/// The error for a `version:` this hubsync does not read.
+pub(crate) fn unsupported_version(version: &Located<u32>) -> Diagnostic {
+    let hint = if version.value > MANIFEST_VERSION {
+        "this hubsync reads `version: 1`; upgrade hubsync to read newer manifests"
+    } else {
+        "set `version: 1`"
+    };
+    Diagnostic::new(
+        version.location,
+        format!(
+            "unsupported manifest version {}; this hubsync reads version {MANIFEST_VERSION}",
+            version.value
+        ),
+    )
+    .with_hint(hint)
 }
 
 /// Parser options: the defaults with tighter alias limits. A manifest is a few hundred lines
@@ -102,7 +137,9 @@ fn translate(err: &YamlError) -> Diagnostic {
             let allowed = list(expected);
             let message = match did_you_mean(variant, expected) {
                 Some(s) => {
-                    format!("unknown value `{variant}`, expected one of {allowed}; did you mean `{s}`?")
+                    format!(
+                        "unknown value `{variant}`, expected one of {allowed}; did you mean `{s}`?"
+                    )
                 }
                 None => format!("unknown value `{variant}`, expected one of {allowed}"),
             };
@@ -128,6 +165,7 @@ fn translate(err: &YamlError) -> Diagnostic {
         }
         YamlError::InvalidScalar { ty, .. } => {
             Diagnostic::new(location, format!("expected {}", describe_type(ty)))
+                .with_hint(TYPES_HINT)
         }
         YamlError::InvalidBooleanStrict { .. } => {
             Diagnostic::new(location, "expected `true` or `false`")
@@ -138,22 +176,27 @@ fn translate(err: &YamlError) -> Diagnostic {
                 .with_hint("write a value after the `:`, or quote an empty string as `\"\"`")
         }
         YamlError::Unexpected { expected, .. } => {
-            let d = Diagnostic::new(location, format!("expected {}", describe_expected(expected)));
+            let d = Diagnostic::new(
+                location,
+                format!("expected {}", describe_expected(expected)),
+            );
             if *expected == "sequence start" {
                 d.with_hint("write a list as `[a, b]` or as `- a` lines, even for a single item")
             } else {
-                d
+                d.with_hint(TYPES_HINT)
             }
         }
         YamlError::SerdeInvalidType {
             unexpected,
             expected,
             ..
-        } => Diagnostic::new(location, format!("expected {expected}, found {unexpected}")),
-        YamlError::UnknownAnchor { .. } => {
-            Diagnostic::new(location, "`*` starts a YAML alias, and no `&anchor` has this name")
-                .with_hint("quote values that start with `*`, such as globs: `\"*.json\"`")
-        }
+        } => Diagnostic::new(location, format!("expected {expected}, found {unexpected}"))
+            .with_hint(TYPES_HINT),
+        YamlError::UnknownAnchor { .. } => Diagnostic::new(
+            location,
+            "`*` starts a YAML alias, and no `&anchor` has this name",
+        )
+        .with_hint("quote values that start with `*`, such as globs: `\"*.json\"`"),
         YamlError::Budget {
             breach: serde_saphyr::budget::BudgetBreach::Documents { .. },
             ..
@@ -178,6 +221,8 @@ fn translate(err: &YamlError) -> Diagnostic {
         other => Diagnostic::new(location, message_of(other)),
     }
 }
+
+const TYPES_HINT: &str = "`hubsync schema` prints every key with the type it takes";
 
 /// serde-saphyr's own user-facing wording, with control characters escaped.
 fn message_of(err: &YamlError) -> String {

@@ -5,6 +5,10 @@
 //! are applied later, in [`super::validate`]: here an absent key is `None`, so the schema shows
 //! what the user may write and `validate` decides what it means. The doc comments become the
 //! JSON Schema descriptions that editors show.
+//!
+//! Required keys are `Option`s too, marked `#[schemars(required)]` for the schema: serde reports
+//! a missing key at the end of the mapping, which can be lines away from it, while validation
+//! knows where the mapping starts.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,8 +27,8 @@ use crate::api::RepoType;
 #[schemars(title = "hubsync manifest")]
 pub struct Manifest {
     /// Manifest format version; must be `1`.
-    #[schemars(range(min = 1, max = 1))]
-    pub version: Located<u32>,
+    #[schemars(required, range(min = 1, max = 1))]
+    pub version: Option<Located<u32>>,
     /// Hub base URL, for example `https://huggingface.co`. The `--endpoint` flag and the
     /// `HF_ENDPOINT` environment variable take precedence.
     #[serde(default)]
@@ -33,8 +37,8 @@ pub struct Manifest {
     #[serde(default)]
     pub defaults: Option<Defaults>,
     /// The repos to keep in sync (at least one).
-    #[schemars(length(min = 1))]
-    pub repos: Located<Vec<Located<Repo>>>,
+    #[schemars(required, length(min = 1))]
+    pub repos: Option<Located<Vec<Located<Repo>>>>,
 }
 
 /// Settings every repo inherits.
@@ -69,7 +73,8 @@ pub struct Commit {
 #[serde(deny_unknown_fields)]
 pub struct Repo {
     /// Repo id, `namespace/name` (a user or an organization, then the repo name).
-    pub id: Located<String>,
+    #[schemars(required)]
+    pub id: Option<Located<String>>,
     /// Repo type: `model`, `dataset` or `space` (default: `model`).
     #[serde(default, rename = "type")]
     #[schemars(extend("default" = "model"))]
@@ -112,7 +117,8 @@ pub struct Repo {
 #[serde(deny_unknown_fields)]
 pub struct FileMapping {
     /// Local folder; a relative path is relative to the manifest's folder.
-    pub local: Located<String>,
+    #[schemars(required)]
+    pub local: Option<Located<String>>,
     /// Path prefix in the repo (default: the repo root). Must stay inside the repo: no `..`, no
     /// leading `/`.
     #[serde(default)]
@@ -140,10 +146,11 @@ pub struct FileMapping {
 #[serde(deny_unknown_fields)]
 pub struct KeepLast {
     /// Glob matched against folder names, for example `checkpoint-*`.
-    pub pattern: Located<String>,
+    #[schemars(required)]
+    pub pattern: Option<Located<String>>,
     /// How many of the newest matching folders to keep (at least 1).
-    #[schemars(range(min = 1))]
-    pub count: Located<u64>,
+    #[schemars(required, range(min = 1))]
+    pub count: Option<Located<u64>>,
 }
 
 /// A branch to create when missing.
@@ -151,7 +158,8 @@ pub struct KeepLast {
 #[serde(deny_unknown_fields)]
 pub struct Branch {
     /// Branch name.
-    pub name: Located<String>,
+    #[schemars(required)]
+    pub name: Option<Located<String>>,
     /// Branch, tag or commit to start it from (default: the repo's default branch).
     #[serde(default)]
     pub from: Option<Located<String>>,
@@ -162,7 +170,8 @@ pub struct Branch {
 #[serde(deny_unknown_fields)]
 pub struct Tag {
     /// Tag name.
-    pub name: Located<String>,
+    #[schemars(required)]
+    pub name: Option<Located<String>>,
     /// What the tag points at (default: the repo's `revision`). A branch name: the tag is created
     /// at that branch's head after this apply's commits, then left alone. A commit id: the tag is
     /// moved when it points elsewhere.
@@ -264,11 +273,13 @@ impl ByteSize {
         // is what the user asked for.
         match trimmed.parse::<bytesize::ByteSize>() {
             Ok(size) if !trimmed.is_empty() => Ok(ByteSize(size.as_u64())),
-            _ => Err(format!(
-                "`{s}` is not a size; write a number of bytes or a size such as `500MB` or `2GiB`"
-            )),
+            _ => Err(not_a_size(s)),
         }
     }
+}
+
+fn not_a_size(s: &str) -> String {
+    format!("`{s}` is not a size; write a number of bytes or a size such as `500MB` or `2GiB`")
 }
 
 impl<'de> Deserialize<'de> for ByteSize {
@@ -289,9 +300,10 @@ impl<'de> Deserialize<'de> for ByteSize {
             }
 
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v).map(ByteSize).map_err(|_| {
-                    E::custom(format!("`{v}` is not a size; a size cannot be negative"))
-                })
+                // Negative: the same message as any other unreadable size.
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom(not_a_size(&v.to_string())))
             }
 
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {

@@ -104,21 +104,38 @@ impl Validator<'_> {
             .push(Diagnostic::new(location, message).with_hint(hint));
     }
 
-    fn manifest(&mut self, raw: &raw::Manifest, file: &Path) -> Manifest {
-        if raw.version.value != MANIFEST_VERSION {
-            let hint = if raw.version.value > MANIFEST_VERSION {
-                "this hubsync reads `version: 1`; upgrade hubsync to read newer manifests"
-            } else {
-                "set `version: 1`"
-            };
+    /// The value of a required key, or an error at the start of its mapping. serde cannot tell
+    /// `id:` (no value) from no `id` at all, so the message covers both.
+    fn required<'r, T>(
+        &mut self,
+        value: &'r Option<Located<T>>,
+        key: &str,
+        mapping: Location,
+        hint: &str,
+    ) -> Option<&'r Located<T>> {
+        if value.is_none() {
             self.error(
-                raw.version.location,
-                format!(
-                    "unsupported manifest version {}; this hubsync reads version {MANIFEST_VERSION}",
-                    raw.version.value
-                ),
+                mapping.or(Location::new(1, 1)),
+                format!("`{key}` is missing or empty"),
                 hint,
             );
+        }
+        value.as_ref()
+    }
+
+    fn manifest(&mut self, raw: &raw::Manifest, file: &Path) -> Manifest {
+        let top = Location::new(1, 1);
+        let version = self.required(
+            &raw.version,
+            "version",
+            top,
+            "start the manifest with `version: 1`",
+        );
+        if let Some(version) = version
+            && version.value != MANIFEST_VERSION
+        {
+            self.diagnostics
+                .push(super::parse::unsupported_version(version));
         }
 
         let endpoint = raw.endpoint.as_ref().and_then(|e| self.endpoint(e));
@@ -130,9 +147,20 @@ impl Validator<'_> {
             .map(|c| self.commit(c, &CommitSettings::default()))
             .unwrap_or_default();
 
-        if raw.repos.value.is_empty() {
+        let no_repos = Vec::new();
+        let repo_list = self
+            .required(
+                &raw.repos,
+                "repos",
+                top,
+                "list the repos to sync under `repos:`",
+            )
+            .map_or(&no_repos, |r| &r.value);
+        if let Some(repos) = &raw.repos
+            && repos.value.is_empty()
+        {
             self.error(
-                raw.repos.location.or(Location::new(1, 1)),
+                repos.location.or(top),
                 "`repos` is empty; the manifest syncs nothing",
                 "list at least one repo under `repos:`, for example `- id: alice/tiny-bert`",
             );
@@ -140,7 +168,7 @@ impl Validator<'_> {
 
         let mut repos = Vec::new();
         let mut seen: BTreeMap<(String, RepoType), Location> = BTreeMap::new();
-        for entry in &raw.repos.value {
+        for entry in repo_list {
             let Some(repo) = self.repo(entry, &defaults) else {
                 continue;
             };
@@ -227,23 +255,27 @@ impl Validator<'_> {
 
     fn repo(&mut self, entry: &Located<raw::Repo>, defaults: &CommitSettings) -> Option<RepoSpec> {
         let raw = &entry.value;
-        let location = entry.location.or(raw.id.location);
+        let location = entry.location;
 
-        let id = match RepoId::parse(raw.id.value.trim()) {
+        let raw_id = self.required(
+            &raw.id,
+            "id",
+            location,
+            "name the repo with `id: namespace/name`",
+        );
+        let id = raw_id.and_then(|raw_id| match RepoId::parse(raw_id.value.trim()) {
             Ok(id) => Some(id),
             Err(why) => {
                 self.error(
-                    raw.id.location,
+                    raw_id.location,
                     why,
                     "write the repo id as `namespace/name`, for example `alice/tiny-bert`",
                 );
                 None
             }
-        };
-        let repo_type = raw
-            .repo_type
-            .as_ref()
-            .map_or(RepoType::Model, |t| t.value);
+        });
+        let shown_id = raw_id.map_or("", |i| i.value.as_str());
+        let repo_type = raw.repo_type.as_ref().map_or(RepoType::Model, |t| t.value);
         let create = raw.create.as_ref().is_none_or(|c| c.value);
 
         let revision = match &raw.revision {
@@ -284,10 +316,7 @@ impl Validator<'_> {
             Some(space) if repo_type != RepoType::Space => {
                 self.error(
                     space.location,
-                    format!(
-                        "`space:` is only for Spaces, but `{}` is a {repo_type}",
-                        raw.id.value
-                    ),
+                    format!("`space:` is only for Spaces, but `{shown_id}` is a {repo_type}"),
                     "remove `space:`, or set `type: space`",
                 );
                 None
@@ -295,15 +324,11 @@ impl Validator<'_> {
             Some(space) => Some(self.space(space)),
             None => None,
         };
-        if repo_type == RepoType::Space
-            && create
-            && space.as_ref().and_then(|s| s.sdk).is_none()
-        {
+        if repo_type == RepoType::Space && create && space.as_ref().and_then(|s| s.sdk).is_none() {
             self.error(
                 raw.space.as_ref().map_or(location, |s| s.location),
                 format!(
-                    "Space `{}` is created when missing (`create` defaults to true) but names no SDK",
-                    raw.id.value
+                    "Space `{shown_id}` is created when missing (`create` defaults to true) but names no SDK"
                 ),
                 "add `space: { sdk: gradio }` (or `streamlit`, `docker`, `static`), or set `create: false`",
             );
@@ -341,17 +366,27 @@ impl Validator<'_> {
 
     fn mapping(&mut self, entry: &Located<raw::FileMapping>) -> Option<FileMapping> {
         let raw = &entry.value;
-        let location = entry.location.or(raw.local.location);
+        let location = entry.location;
         let mut ok = true;
 
-        let local = PathBuf::from(&raw.local.value);
-        if raw.local.value.trim().is_empty() {
-            self.error(
-                raw.local.location.or(location),
-                "`local` is empty",
-                "name a local folder, for example `local: ./outputs` (relative to the manifest)",
-            );
-            ok = false;
+        let raw_local = self.required(
+            &raw.local,
+            "local",
+            location,
+            "name the local folder with `local: ./folder` (relative to the manifest)",
+        );
+        let local = PathBuf::from(raw_local.map_or("", |l| l.value.as_str()));
+        match raw_local {
+            None => ok = false,
+            Some(l) if l.value.trim().is_empty() => {
+                self.error(
+                    l.location.or(location),
+                    "`local` is empty",
+                    "name a local folder, for example `local: ./outputs` (relative to the manifest)",
+                );
+                ok = false;
+            }
+            Some(_) => {}
         }
         let local_path = resolve_local(self.base_dir, &local);
 
@@ -398,19 +433,35 @@ impl Validator<'_> {
         });
 
         let keep_last = raw.keep_last.as_ref().and_then(|k| {
-            let pattern_ok = self.glob(&k.value.pattern, "keep_last.pattern");
-            let count = k.value.count.value;
-            if count == 0 {
+            let pattern = self.required(
+                &k.value.pattern,
+                "pattern",
+                k.location,
+                "name the folders to keep with a glob, for example `pattern: \"checkpoint-*\"`",
+            );
+            let pattern_ok = pattern.is_some_and(|p| self.glob(p, "keep_last.pattern"));
+            let count = self.required(
+                &k.value.count,
+                "count",
+                k.location,
+                "set how many of the newest matching folders to keep, for example `count: 3`",
+            );
+            if let Some(count) = count
+                && count.value == 0
+            {
                 self.error(
-                    k.value.count.location.or(k.location),
+                    count.location.or(k.location),
                     "`keep_last.count` must be at least 1",
                     "set how many of the newest matching folders to keep, for example `count: 3`",
                 );
             }
-            (pattern_ok && count > 0).then(|| KeepLast {
-                pattern: k.value.pattern.value.clone(),
-                count,
-            })
+            match (pattern, count) {
+                (Some(p), Some(c)) if pattern_ok && c.value > 0 => Some(KeepLast {
+                    pattern: p.value.clone(),
+                    count: c.value,
+                }),
+                _ => None,
+            }
         });
 
         ok.then(|| FileMapping {
@@ -490,26 +541,34 @@ impl Validator<'_> {
         let mut seen: BTreeMap<&str, Location> = BTreeMap::new();
         for entry in list.map(|l| l.value.as_slice()).unwrap_or_default() {
             let b = &entry.value;
-            let mut ok = self.ref_name(&b.name, "branches.name");
+            let Some(name) = self.required(
+                &b.name,
+                "name",
+                entry.location,
+                "name the branch with `name: dev`",
+            ) else {
+                continue;
+            };
+            let mut ok = self.ref_name(name, "branches.name");
             if let Some(from) = &b.from {
                 ok &= self.ref_name(from, "branches.from");
             }
-            if let Some(first) = seen.get(b.name.value.as_str()) {
+            if let Some(first) = seen.get(name.value.as_str()) {
                 self.error(
-                    b.name.location,
+                    name.location,
                     format!(
                         "branch `{}` is listed twice; the first is at line {}",
-                        b.name.value, first.line
+                        name.value, first.line
                     ),
                     "remove one of the two entries",
                 );
                 ok = false;
             } else {
-                seen.insert(&b.name.value, b.name.location);
+                seen.insert(&name.value, name.location);
             }
             if ok {
                 out.push(BranchSpec {
-                    name: b.name.value.clone(),
+                    name: name.value.clone(),
                     from: b.from.as_ref().map(|f| f.value.clone()),
                 });
             }
@@ -527,36 +586,44 @@ impl Validator<'_> {
         let mut seen: BTreeMap<&str, Location> = BTreeMap::new();
         for entry in list.map(|l| l.value.as_slice()).unwrap_or_default() {
             let t = &entry.value;
-            let mut ok = self.ref_name(&t.name, "tags.name");
+            let Some(name) = self.required(
+                &t.name,
+                "name",
+                entry.location,
+                "name the tag with `name: v1.0`",
+            ) else {
+                continue;
+            };
+            let mut ok = self.ref_name(name, "tags.name");
             if let Some(rev) = &t.revision {
                 ok &= self.ref_name(rev, "tags.revision");
             }
-            if let Some(first) = seen.get(t.name.value.as_str()) {
+            if let Some(first) = seen.get(name.value.as_str()) {
                 self.error(
-                    t.name.location,
+                    name.location,
                     format!(
                         "tag `{}` is listed twice; the first is at line {}",
-                        t.name.value, first.line
+                        name.value, first.line
                     ),
                     "remove one of the two entries",
                 );
                 ok = false;
             } else {
-                seen.insert(&t.name.value, t.name.location);
+                seen.insert(&name.value, name.location);
             }
-            if t.name.value == revision || branches.iter().any(|b| b.name == t.name.value) {
+            if name.value == revision || branches.iter().any(|b| b.name == name.value) {
                 // A ref name that is both a branch and a tag makes `revision: NAME` ambiguous on
                 // the Hub.
                 self.error(
-                    t.name.location,
-                    format!("tag `{}` has the same name as a branch", t.name.value),
+                    name.location,
+                    format!("tag `{}` has the same name as a branch", name.value),
                     "give the tag a name no branch uses, such as `v1.0`",
                 );
                 ok = false;
             }
             if ok {
                 out.push(TagSpec {
-                    name: t.name.value.clone(),
+                    name: name.value.clone(),
                     revision: t
                         .revision
                         .as_ref()
@@ -646,7 +713,10 @@ impl Validator<'_> {
         } else {
             self.error(
                 key.location,
-                format!("{what} name `{}` is not a valid environment variable name", key.value),
+                format!(
+                    "{what} name `{}` is not a valid environment variable name",
+                    key.value
+                ),
                 "use letters, digits and `_`, not starting with a digit, for example `MODEL_ID`",
             );
             false
@@ -676,7 +746,11 @@ impl Validator<'_> {
                 value: Secret::new(v),
             }),
             found => {
-                let state = if found.is_some() { "is empty" } else { "is not set" };
+                let state = if found.is_some() {
+                    "is empty"
+                } else {
+                    "is not set"
+                };
                 self.error(
                     value.location.or(key.location),
                     format!(
@@ -706,7 +780,9 @@ fn is_env_name(name: &str) -> bool {
 /// `remote` without a trailing `/` (users write `weights/`), checked to stay inside the repo.
 fn normalize_remote(remote: &str) -> Result<String, String> {
     if remote.starts_with('/') {
-        return Err(format!("`{remote}` is absolute; it must be relative to the repo root"));
+        return Err(format!(
+            "`{remote}` is absolute; it must be relative to the repo root"
+        ));
     }
     let trimmed = remote.trim_end_matches('/');
     if trimmed.is_empty() {
