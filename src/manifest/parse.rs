@@ -256,3 +256,77 @@ fn list(items: &[&str]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::raw::ByteSize;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(ByteSize::parse("500MB"), Ok(ByteSize(500_000_000)));
+        assert_eq!(ByteSize::parse("2GiB"), Ok(ByteSize(2 << 30)));
+        assert_eq!(ByteSize::parse(" 1.5 GB "), Ok(ByteSize(1_500_000_000)));
+        assert_eq!(ByteSize::parse("1024"), Ok(ByteSize(1024)));
+        assert!(ByteSize::parse("").is_err());
+        assert!(ByteSize::parse("lots").is_err());
+        assert!(ByteSize::parse("5XB").is_err());
+    }
+
+    #[test]
+    fn byte_sizes_in_yaml() {
+        let m = parse(
+            "version: 1\ndefaults:\n  commit: { max_bytes: 1048576 }\nrepos:\n  - id: a/b\n    commit: { max_bytes: 2GiB }\n",
+            Path::new("m.yaml"),
+        )
+        .unwrap();
+        let default = m.defaults.unwrap().commit.unwrap().value.max_bytes.unwrap();
+        assert_eq!(default.value, ByteSize(1 << 20));
+        assert_eq!(default.location, Location::new(3, 24));
+        let repos = m.repos.unwrap().value;
+        let repo = repos[0].value.commit.as_ref().unwrap();
+        assert_eq!(
+            repo.value.max_bytes.as_ref().unwrap().value,
+            ByteSize(2 << 30)
+        );
+    }
+
+    #[test]
+    fn yaml_1_1_booleans_are_refused() {
+        let err = parse(
+            "version: 1\nrepos:\n  - id: a/b\n    private: no\n",
+            Path::new("m.yaml"),
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "m.yaml:4:14: expected `true` or `false`");
+    }
+
+    #[test]
+    fn a_newer_version_is_reported_before_unknown_keys() {
+        let err = parse(
+            "version: 3\nrepos: []\nnew_feature: {}\n",
+            Path::new("m.yaml"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "m.yaml:1:10: unsupported manifest version 3; this hubsync reads version 1"
+        );
+        assert_eq!(
+            err.hints(),
+            vec!["this hubsync reads `version: 1`; upgrade hubsync to read newer manifests"]
+        );
+    }
+
+    #[test]
+    fn blank_manifests() {
+        for text in ["", "\n\n", "# only a comment\n", "---\n"] {
+            let err = parse(text, Path::new("m.yaml")).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "m.yaml:1:1: the manifest is empty",
+                "{text:?}"
+            );
+        }
+    }
+}

@@ -120,3 +120,49 @@ impl<T: schemars::JsonSchema> schemars::JsonSchema for Located<T> {
         T::json_schema(generator)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equality_and_order_ignore_the_location() {
+        let a = Located::new("x".to_string(), Location::new(1, 1));
+        let b = Located::new("x".to_string(), Location::new(9, 3));
+        assert_eq!(a, b);
+        assert_eq!(a.cmp(&b), Ordering::Equal);
+    }
+
+    #[test]
+    fn deserializes_with_the_value_location() {
+        #[derive(Deserialize)]
+        struct Doc {
+            a: Located<u32>,
+            b: Located<Vec<Located<String>>>,
+        }
+        let doc: Doc = serde_saphyr::from_str("a: 5\nb:\n  - x\n  - y\n").unwrap();
+        assert_eq!((doc.a.value, doc.a.location), (5, Location::new(1, 4)));
+        assert_eq!(doc.b.location, Location::new(3, 3));
+        assert_eq!(doc.b.value[1].location, Location::new(4, 5));
+    }
+
+    #[test]
+    fn schema_is_the_inner_type_schema() {
+        assert_eq!(
+            schemars::schema_for!(Located<String>),
+            schemars::schema_for!(String)
+        );
+    }
+
+    #[test]
+    fn unknown_locations_fall_back() {
+        assert_eq!(
+            Location::UNKNOWN.or(Location::new(2, 1)),
+            Location::new(2, 1)
+        );
+        assert_eq!(
+            Location::new(3, 4).or(Location::new(2, 1)).to_string(),
+            "3:4"
+        );
+    }
+}

@@ -263,7 +263,7 @@ impl Validator<'_> {
             location,
             "name the repo with `id: namespace/name`",
         );
-        let id = raw_id.and_then(|raw_id| match RepoId::parse(raw_id.value.trim()) {
+        let id = raw_id.and_then(|raw_id| match RepoId::parse(&raw_id.value) {
             Ok(id) => Some(id),
             Err(why) => {
                 self.error(
