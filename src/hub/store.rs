@@ -996,13 +996,15 @@ fn resolve(conn: &Connection, repo: i64, rev: &str) -> Result<Resolved> {
             });
         }
     }
-    if rev.len() >= 7 && rev.len() <= 40 && is_hex(rev) {
-        if let Some(commit) = match_commit_prefix(conn, repo, rev)? {
-            return Ok(Resolved {
-                commit,
-                writable_ref: None,
-            });
-        }
+    if rev.len() >= 7
+        && rev.len() <= 40
+        && is_hex(rev)
+        && let Some(commit) = match_commit_prefix(conn, repo, rev)?
+    {
+        return Ok(Resolved {
+            commit,
+            writable_ref: None,
+        });
     }
     Err(not_found())
 }
