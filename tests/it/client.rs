@@ -765,17 +765,17 @@ struct FaultServer {
     _task: tokio::task::JoinHandle<()>,
 }
 
+/// One scripted failure: a status and extra headers.
+type Fault = (u16, Vec<(&'static str, &'static str)>);
+
 #[derive(Clone)]
 struct Script {
     hits: Arc<AtomicUsize>,
-    failures: Arc<Vec<(u16, Vec<(&'static str, &'static str)>)>>,
+    failures: Arc<Vec<Fault>>,
     ok_body: &'static str,
 }
 
-async fn fault_server(
-    failures: Vec<(u16, Vec<(&'static str, &'static str)>)>,
-    ok_body: &'static str,
-) -> FaultServer {
+async fn fault_server(failures: Vec<Fault>, ok_body: &'static str) -> FaultServer {
     use axum::response::IntoResponse;
     let hits = Arc::new(AtomicUsize::new(0));
     let script = Script {
