@@ -433,7 +433,7 @@ impl HubClient {
                             return Err(HubError::new(ErrorKind::Io, call.action.clone())
                                 .with_request(request)
                                 .with_detail("the upload body was already consumed")
-                                .with_attempts(retry));
+                                .with_attempts(attempt));
                         }
                         Err(e) => {
                             return Err(HubError::new(ErrorKind::Io, call.action.clone())

@@ -15,6 +15,7 @@ use hubsync::api::{
 };
 use hubsync::client::{
     ByteRange, CreateRepoOptions, ErrorKind, HubClient, HubError, LfsTransfer, RetryPolicy,
+    UploadSource,
 };
 use hubsync::util::secret::Secret;
 use sha2::Digest;
@@ -1010,6 +1011,24 @@ fn a_commit_whose_connection_breaks_is_ambiguous() {
         assert_eq!(e.kind(), ErrorKind::Transport { maybe_sent: true }, "{e}");
         assert_eq!(e.attempts(), 6);
         assert_eq!(hits.load(Ordering::SeqCst), 7);
+
+        // A signed upload URL never shows in the error, its message, or its causes.
+        let e = c
+            .lfs_upload(
+                &format!("{url}/lfs/up?token=SIGNED_SECRET&part=1"),
+                UploadSource::bytes(&b"abc"[..]),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Transport { maybe_sent: true }, "{e}");
+        let mut shown = format!("{e} {e:?}");
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            shown.push_str(&format!(" {c} {c:?}"));
+            cause = c.source();
+        }
+        assert!(!shown.contains("SIGNED_SECRET"), "{shown}");
+        assert!(shown.contains("token=****"), "{shown}");
     });
 }
 
@@ -1041,4 +1060,97 @@ fn an_unreachable_endpoint_is_a_transport_error() {
         assert_eq!(e.kind(), ErrorKind::Transport { maybe_sent: false }, "{e}");
         assert_eq!(e.attempts(), 1);
     });
+}
+
+#[test]
+fn the_token_goes_to_the_hub_only() {
+    rt().block_on(async {
+        // Records (path, authorization, user-agent) of every request.
+        type Seen = Arc<std::sync::Mutex<Vec<(String, Option<String>, String)>>>;
+        let seen: Seen = Arc::default();
+        let app = axum::Router::new()
+            .fallback(
+                |axum::extract::State(seen): axum::extract::State<Seen>,
+                 req: axum::extract::Request| async move {
+                    let h = |n: &str| {
+                        req.headers()
+                            .get(n)
+                            .map(|v| v.to_str().unwrap().to_string())
+                    };
+                    seen.lock().unwrap().push((
+                        req.uri().path().to_string(),
+                        h("authorization"),
+                        h("user-agent").unwrap_or_default(),
+                    ));
+                    "{}"
+                },
+            )
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+        let c = fast_client(&url);
+        c.get_space_variables(&repo("alice/s")).await.unwrap();
+        c.lfs_upload(
+            &format!("{url}/lfs-upload/1/x"),
+            UploadSource::bytes(&b"x"[..]),
+        )
+        .await
+        .unwrap();
+        c.lfs_verify(
+            &format!("{url}/alice/s.git/info/lfs/objects/verify"),
+            &api::LfsVerifyRequest {
+                oid: "x".into(),
+                size: 1,
+            },
+        )
+        .await
+        .unwrap();
+        fast_client(&url.replace("127.0.0.1", "localhost"))
+            .lfs_verify(
+                &format!("{url}/elsewhere"),
+                &api::LfsVerifyRequest {
+                    oid: "x".into(),
+                    size: 1,
+                },
+            )
+            .await
+            .unwrap();
+        // `{}` is not a whoami answer: a decode error naming the request.
+        let e = hub_anonymous(&url).whoami().await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Decode, "{e}");
+        assert!(e.to_string().contains("/api/whoami-v2"), "{e}");
+
+        let seen = seen.lock().unwrap().clone();
+        let auth: Vec<(&str, Option<&str>)> = seen
+            .iter()
+            .map(|(p, a, _)| (p.as_str(), a.as_deref()))
+            .collect();
+        assert_eq!(
+            auth,
+            [
+                ("/api/spaces/alice/s/variables", Some("Bearer hf_fake")),
+                ("/lfs-upload/1/x", None),
+                (
+                    "/alice/s.git/info/lfs/objects/verify",
+                    Some("Bearer hf_fake")
+                ),
+                // Another origin than the client's endpoint gets no token.
+                ("/elsewhere", None),
+                ("/api/whoami-v2", None),
+            ]
+        );
+        assert!(
+            seen.iter()
+                .all(|(_, _, ua)| ua == concat!("hubsync/", env!("CARGO_PKG_VERSION")))
+        );
+    });
+}
+
+fn hub_anonymous(url: &str) -> HubClient {
+    HubClient::builder(url)
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap()
 }
