@@ -1054,38 +1054,6 @@ async fn list_commits(ctx: &mut Ctx, t: RepoType, ns: &str, name: &str, rev: &st
     Ok(resp)
 }
 
-/// LFS patterns of a `.gitattributes` text, as a glob set.
-fn lfs_patterns(text: &str) -> globset::GlobSet {
-    let mut b = globset::GlobSetBuilder::new();
-    for line in text.lines() {
-        let mut parts = line.split_whitespace();
-        let Some(pat) = parts.next() else { continue };
-        if pat.starts_with('#') || !parts.any(|a| a == "filter=lfs") {
-            continue;
-        }
-        // A pattern without `/` matches the basename at any depth, as in git.
-        let pat = if pat.contains('/') {
-            pat.trim_start_matches('/').to_string()
-        } else {
-            format!("**/{pat}")
-        };
-        if let Ok(g) = globset::GlobBuilder::new(&pat)
-            .literal_separator(true)
-            .build()
-        {
-            b.add(g);
-        }
-        if let Some(base) = pat.strip_prefix("**/")
-            && let Ok(g) = globset::GlobBuilder::new(base)
-                .literal_separator(true)
-                .build()
-        {
-            b.add(g);
-        }
-    }
-    b.build().unwrap_or_else(|_| globset::GlobSet::empty())
-}
-
 /// `.gitignore` patterns, for `shouldIgnore`.
 fn ignore_patterns(text: &str) -> globset::GlobSet {
     let mut b = globset::GlobSetBuilder::new();
@@ -1136,7 +1104,7 @@ async fn preupload(ctx: &mut Ctx, t: RepoType, ns: &str, name: &str, rev: &str) 
             attrs.push('\n');
             attrs.push_str(extra);
         }
-        let lfs = lfs_patterns(&attrs);
+        let lfs = api::lfs_matcher(&attrs);
         let ignore = match (&req.git_ignore, tree.files.get(".gitignore")) {
             (Some(text), _) => ignore_patterns(text),
             (None, Some(f)) if f.lfs.is_none() => {
