@@ -13,6 +13,9 @@ pub mod exit_code;
 pub mod hub;
 pub mod local;
 pub mod manifest;
+pub mod plan;
+pub mod remote;
+pub mod render;
 pub mod util;
 
 pub use error::Error;
