@@ -209,8 +209,8 @@ class RawResponse:
 
 
 def raw_request(method: str, url: str, token: str | None = None, body: bytes | None = None,
-                content_type: str | None = None) -> RawResponse:
-    req = urllib.request.Request(url, method=method, data=body)
+                content_type: str | None = None, headers: dict[str, str] | None = None) -> RawResponse:
+    req = urllib.request.Request(url, method=method, data=body, headers=headers or {})
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     if content_type:

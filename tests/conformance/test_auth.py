@@ -53,9 +53,14 @@ def test_private_repo_invisible_to_anonymous(api, anon_api, name, cache_dir):
         anon_api.list_repo_refs(repo)
     with pytest.raises(RepositoryNotFoundError):
         hf_hub_download(repo, "s.txt", token=False, cache_dir=cache_dir)
-    # A bad token sees no more than no token.
+    # An invalid token is refused like on the Hub (401, "Invalid credentials"), whether the repo
+    # exists or not, so it learns nothing either.
     bad = type(anon_api)(endpoint=anon_api.endpoint, token="hf_not_a_valid_token_000000")
-    assert bad.repo_exists(repo) is False
+    for target in (repo, name()):
+        with pytest.raises(HfHubHTTPError) as err:
+            bad.model_info(target)
+        assert err.value.response.status_code == 401
+        assert not isinstance(err.value, RepositoryNotFoundError)
 
 
 def test_public_repo_visible_to_anonymous(api, anon_api, name, cache_dir):
@@ -144,3 +149,78 @@ def test_write_token_writes_in_its_org_only(api, name):
     with pytest.raises(HfHubHTTPError) as err:
         api.create_repo(name(namespace="someone-else"))
     assert _status(err) == 403
+
+
+def test_read_token_exist_ok_falls_back_to_reading(api, read_api, name):
+    # On 403 with exist_ok, the client checks that the repo/branch exists (hub-api.md §3.1, §8).
+    repo = name()
+    api.create_repo(repo)
+    url = read_api.create_repo(repo, exist_ok=True)
+    assert url.repo_id == repo
+    read_api.create_branch(repo, branch="main", exist_ok=True)
+    with pytest.raises(HfHubHTTPError) as err:
+        read_api.create_branch(repo, branch="not-there", exist_ok=True)
+    assert _status(err) == 403
+    with pytest.raises(HfHubHTTPError) as err:
+        read_api.create_repo(name(), exist_ok=True)
+    assert _status(err) == 403
+
+
+@pytest.fixture(scope="module")
+def refusal_space(api):
+    space = "alice/refusal-space"
+    api.create_repo(space, repo_type="space", space_sdk="static", exist_ok=True)
+    return space
+
+
+# Bodies big enough that the server cannot have read them whole before it refuses the request.
+_PAD = b" " * 256 * 1024
+_BIG_NDJSON = (
+    b'{"key":"header","value":{"summary":"s"}}\n{"key":"file","value":{"path":"x","content":"'
+    + b"eA==" * (64 * 1024)
+    + b'","encoding":"base64"}}\n'
+)
+
+
+@pytest.mark.parametrize(
+    "method, path, token, body, content_type",
+    [
+        ("POST", "/api/spaces/alice/refusal-space/secrets", READ_TOKEN, b'{"key":"K","value":"v"}' + _PAD, "application/json"),
+        ("POST", "/api/spaces/alice/refusal-space/variables", READ_TOKEN, b'{"key":"K","value":"v"}' + _PAD, "application/json"),
+        ("POST", "/api/repos/create", "hf_not_a_valid_token_000000", b'{"name":"x","organization":"alice"}' + _PAD, "application/json"),
+        ("POST", "/api/repos/create", READ_TOKEN, b'{"name":"x","organization":"alice"}' + _PAD, "application/json"),
+        ("POST", "/api/spaces/alice/refusal-space/commit/main", READ_TOKEN, _BIG_NDJSON, "application/x-ndjson"),
+        ("POST", "/api/models/alice/no-such-repo/commit/main", WRITE_TOKEN, _BIG_NDJSON, "application/x-ndjson"),
+        ("POST", "/api/spaces/alice/refusal-space/branch/dev", READ_TOKEN, b"{}" + _PAD, "application/json"),
+        ("PUT", "/api/spaces/alice/refusal-space/settings", READ_TOKEN, b'{"visibility":"private"}' + _PAD, "application/json"),
+    ],
+    ids=[
+        "secret-read-token", "variable-read-token", "create-bad-token", "create-read-token", "commit-read-token",
+        "commit-missing-repo", "branch-read-token", "settings-read-token",
+    ],
+)
+def test_connection_reusable_after_refused_write(hub, refusal_space, method, path, token, body, content_type):
+    """huggingface_hub pools keep-alive connections (httpx): after a refusal the server must either
+    keep the connection usable or say `Connection: close`; closing silently makes the client's
+    next call fail with "Server disconnected without sending a response"."""
+    import http.client
+    import time
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(hub.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.request(method, path, body=body,
+                     headers={"Authorization": f"Bearer {token}", "Content-Type": content_type})
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status in (401, 403, 404), resp.status
+        if (resp.getheader("connection") or "").lower() == "close":
+            return  # announced: a client opens a new connection
+        time.sleep(0.1)  # let a silent close reach us, as it would between two client calls
+        conn.request("GET", "/api/whoami-v2", headers={"Authorization": f"Bearer {WRITE_TOKEN}"})
+        again = conn.getresponse()
+        again.read()
+        assert again.status == 200
+    finally:
+        conn.close()

@@ -6,7 +6,7 @@ hub-api.md §6, §13.1 items 6 and 14, §13.2.
 import re
 
 import pytest
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, hf_hub_download
+from huggingface_hub import CommitOperationAdd, CommitOperationCopy, CommitOperationDelete, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RevisionNotFoundError
 
 from hubtest import PAGE_SIZE, deterministic_bytes
@@ -220,3 +220,45 @@ def test_list_repo_commits_formatted(api, repo):
     commits = api.list_repo_commits(repo, formatted=True)
     assert commits[0].title == "formatted title"
     assert commits[0].formatted_title is not None
+
+
+def test_copy_regular_and_lfs_files(api, repo, cache_dir):
+    weights = deterministic_bytes(5000, "copy-weights")
+    api.create_commit(
+        repo,
+        [CommitOperationAdd("src/a.txt", b"copy me\n"), CommitOperationAdd("src/w.bin", weights)],
+        commit_message="sources",
+    )
+    # Copies look up paths-info, re-send regular files, and send LFS ones as `lfsFile` without size.
+    api.create_commit(
+        repo,
+        [
+            CommitOperationCopy("src/a.txt", "dst/a.txt"),
+            CommitOperationCopy("src/w.bin", "dst/w.bin"),
+        ],
+        commit_message="copies",
+    )
+    files = set(api.list_repo_files(repo))
+    assert {"src/a.txt", "src/w.bin", "dst/a.txt", "dst/w.bin"} <= files
+    tree = {e.path: e for e in api.list_repo_tree(repo, recursive=True) if hasattr(e, "blob_id")}
+    assert tree["dst/w.bin"].lfs.sha256 == tree["src/w.bin"].lfs.sha256
+    assert tree["dst/w.bin"].size == len(weights)
+    assert tree["dst/a.txt"].blob_id == tree["src/a.txt"].blob_id
+    assert open(hf_hub_download(repo, "dst/w.bin", cache_dir=cache_dir), "rb").read() == weights
+    assert open(hf_hub_download(repo, "dst/a.txt", cache_dir=cache_dir), "rb").read() == b"copy me\n"
+
+
+def test_invalid_readme_metadata_is_refused(api, repo):
+    head = api.model_info(repo).sha
+    with pytest.raises(ValueError, match="Invalid metadata in README.md"):
+        api.create_commit(
+            repo,
+            [CommitOperationAdd("README.md", b"---\nlicense: [unclosed\n---\n# x\n")],
+            commit_message="bad card",
+        )
+    assert api.model_info(repo).sha == head
+    # A valid card goes through (validate-yaml answers {"errors": [], "warnings": []}).
+    api.create_commit(
+        repo, [CommitOperationAdd("README.md", b"---\nlicense: mit\n---\n# ok\n")], commit_message="good card"
+    )
+    assert "README.md" in api.list_repo_files(repo)

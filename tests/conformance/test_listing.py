@@ -136,3 +136,33 @@ def test_tree_path_raw_and_escaped_slashes_agree(hub, repo):
         return sorted(out)
 
     assert listing("src%2Fpkg") == listing("src/pkg") == ["src/pkg/__init__.py", "src/pkg/deep", "src/pkg/mod.py"]
+
+
+def test_list_repo_tree_expand_last_commit(api, name):
+    repo = name()
+    api.create_repo(repo)
+    first = api.create_commit(
+        repo, [CommitOperationAdd("d/one.txt", b"1\n"), CommitOperationAdd("two.txt", b"2\n")], commit_message="first"
+    )
+    second = api.create_commit(repo, [CommitOperationAdd("two.txt", b"2b\n")], commit_message="second")
+    third = api.create_commit(repo, [CommitOperationAdd("d/three.txt", b"3\n")], commit_message="third")
+    entries = {e.path: e for e in api.list_repo_tree(repo, recursive=True, expand=True)}
+    assert set(entries) == {".gitattributes", "d", "d/one.txt", "d/three.txt", "two.txt"}
+    expected = {"d/one.txt": first, "two.txt": second, "d/three.txt": third, "d": third}
+    for path, commit in expected.items():
+        last = entries[path].last_commit
+        assert last is not None, path
+        assert (last.oid, last.title) == (commit.oid, commit.commit_message), path
+        assert last.date.tzinfo is not None
+
+
+def test_get_paths_info(api, repo):
+    infos = {e.path: e for e in api.get_paths_info(repo, ["top1.txt", "src", "src/pkg/mod.py", "missing.txt"])}
+    # Missing paths are skipped silently (§4.2).
+    assert set(infos) == {"top1.txt", "src", "src/pkg/mod.py"}
+    assert infos["top1.txt"].blob_id == git_blob_sha1(FILES["top1.txt"])
+    assert infos["top1.txt"].size == len(FILES["top1.txt"])
+    assert infos["src/pkg/mod.py"].blob_id == git_blob_sha1(FILES["src/pkg/mod.py"])
+    assert type(infos["src"]).__name__ == "RepoFolder"
+    src = next(e for e in api.list_repo_tree(repo) if e.path == "src")
+    assert infos["src"].tree_id == src.tree_id

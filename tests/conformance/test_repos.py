@@ -6,7 +6,7 @@ import pytest
 from huggingface_hub import DatasetInfo, ModelInfo, SpaceInfo
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
-from hubtest import USER, git_blob_sha1
+from hubtest import USER, git_blob_sha1, lfs_pointer, sha256
 
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
 
@@ -200,3 +200,42 @@ def test_repo_and_file_exists(api, name):
     assert api.file_exists(repo, "dir/a.txt", revision="no-such-branch") is False
     with pytest.raises(RepositoryNotFoundError):
         api.model_info(name())
+
+
+def test_repo_info_files_metadata(api, name):
+    repo = name()
+    api.create_repo(repo)
+    weights = b"\x00\x01" * 600
+    api.upload_file(path_or_fileobj=weights, path_in_repo="w.bin", repo_id=repo)
+    api.upload_file(path_or_fileobj=b"text\n", path_in_repo="t.txt", repo_id=repo)
+    siblings = {s.rfilename: s for s in api.model_info(repo, files_metadata=True).siblings}
+    assert set(siblings) == {".gitattributes", "w.bin", "t.txt"}
+    assert siblings["t.txt"].size == 5
+    assert siblings["t.txt"].blob_id == git_blob_sha1(b"text\n")
+    assert siblings["t.txt"].lfs is None
+    assert siblings["w.bin"].size == len(weights)
+    assert siblings["w.bin"].lfs.sha256 == sha256(weights)
+    assert siblings["w.bin"].lfs.size == len(weights)
+    assert siblings["w.bin"].lfs.pointer_size == len(lfs_pointer(weights))
+    assert siblings["w.bin"].blob_id == git_blob_sha1(lfs_pointer(weights))
+
+
+def test_create_space_with_settings(api, name):
+    space = name()
+    api.create_repo(
+        space,
+        repo_type="space",
+        space_sdk="docker",
+        space_hardware="t4-small",
+        space_sleep_time=3600,
+        space_secrets=[{"key": "API_KEY", "value": "v", "description": "key"}],
+        space_variables=[{"key": "MODEL_ID", "value": "alice/m"}],
+    )
+    assert api.space_info(space).sdk == "docker"
+    runtime = api.get_space_runtime(space)
+    assert runtime.requested_hardware == "t4-small"
+    assert runtime.sleep_time == 3600
+    secrets = api.get_space_secrets(space)
+    assert set(secrets) == {"API_KEY"}
+    assert secrets["API_KEY"].description == "key"
+    assert {k: v.value for k, v in api.get_space_variables(space).items()} == {"MODEL_ID": "alice/m"}

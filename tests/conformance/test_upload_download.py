@@ -172,6 +172,13 @@ def test_resolve_wire_headers(hub, uploaded):
     assert missing.headers["x-error-code"] == "EntryNotFound"
     assert missing.headers["x-repo-commit"] == head
 
+    # Single ranges: 206 with Content-Range (what the JS client and resumed downloads use, §7.1).
+    for header, (start, end) in (("bytes=10-19", (10, 19)), ("bytes=5000-", (5000, len(lfs) - 1))):
+        ranged = raw_request("GET", base + "big/model.safetensors", token=WRITE_TOKEN, headers={"Range": header})
+        assert ranged.status == 206, header
+        assert ranged.headers["content-range"] == f"bytes {start}-{end}/{len(lfs)}"
+        assert ranged.body == lfs[start : end + 1]
+
     quoted = base + urllib.parse.quote("unicode/h\u00e9llo w\u00f6rld \u2713.txt")
     resp = raw_request("GET", quoted, token=WRITE_TOKEN)
     assert resp.status == 200
