@@ -262,3 +262,54 @@ def test_invalid_readme_metadata_is_refused(api, repo):
         repo, [CommitOperationAdd("README.md", b"---\nlicense: mit\n---\n# ok\n")], commit_message="good card"
     )
     assert "README.md" in api.list_repo_files(repo)
+
+
+def test_create_pr_from_parent_commit(api, repo):
+    old = api.create_commit(repo, [CommitOperationAdd("v.txt", b"old\n")], commit_message="old").oid
+    api.create_commit(repo, [CommitOperationAdd("v.txt", b"new\n"), CommitOperationAdd("n.txt", b"n\n")], commit_message="new")
+    pr = api.create_commit(
+        repo, [CommitOperationAdd("p.txt", b"p\n")], commit_message="pr on old", create_pr=True, parent_commit=old
+    )
+    assert pr.pr_revision == "refs/pr/1"
+    assert [c.commit_id for c in api.list_repo_commits(repo, revision="refs/pr/1")][:2] == [pr.oid, old]
+    assert sorted(api.list_repo_files(repo, revision="refs/pr/1")) == [".gitattributes", "p.txt", "v.txt"]
+
+
+def test_concurrent_commits_with_the_same_parent(api, repo):
+    """Parent checks are atomic: of N commits racing on one parent, exactly one lands."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    head = api.create_commit(repo, [CommitOperationAdd("start.txt", b"s\n")], commit_message="start").oid
+
+    def attempt(i):
+        try:
+            return api.create_commit(
+                repo, [CommitOperationAdd(f"race-{i}.txt", b"%d\n" % i)], commit_message=f"race {i}", parent_commit=head
+            ).oid
+        except HfHubHTTPError as err:
+            return err.response.status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(attempt, range(8)))
+    winners = [r for r in results if isinstance(r, str)]
+    assert len(winners) == 1, results
+    assert sorted(r for r in results if not isinstance(r, str)) == [412] * 7
+    assert api.model_info(repo).sha == winners[0]
+    assert len([f for f in api.list_repo_files(repo) if f.startswith("race-")]) == 1
+
+
+def test_concurrent_commits_to_one_branch_are_serialised(api, repo):
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = len(api.list_repo_commits(repo))
+
+    def commit(i):
+        return api.create_commit(repo, [CommitOperationAdd(f"c/{i}.txt", b"%d\n" % i)], commit_message=f"c{i}").oid
+
+    with ThreadPoolExecutor(8) as pool:
+        oids = list(pool.map(commit, range(16)))
+    assert len(set(oids)) == 16
+    commits = api.list_repo_commits(repo)
+    assert len(commits) == before + 16
+    assert set(oids) <= {c.commit_id for c in commits}
+    assert sorted(f for f in api.list_repo_files(repo) if f.startswith("c/")) == sorted(f"c/{i}.txt" for i in range(16))

@@ -1,5 +1,7 @@
 """The server's process contract: the `listening on` line, clean SIGTERM, and no data lost to kill -9."""
 
+import time
+
 import pytest
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, hf_hub_download, snapshot_download
 from huggingface_hub.errors import RepositoryNotFoundError
@@ -14,7 +16,18 @@ def test_listening_line_and_sigterm(start_hub):
     assert not server.url.endswith(":0")
     resp = raw_request("GET", f"{server.url}/api/whoami-v2", token=WRITE_TOKEN)
     assert resp.status == 200
+    time.sleep(0.5)
     assert server.terminate() == 0
+
+
+def test_sigterm_right_after_listening_line(start_hub):
+    """A supervisor may stop the hub as soon as it has read the `listening on` line: that must
+    already be a clean shutdown (exit 0), not death by the signal's default action."""
+    codes = []
+    for _ in range(10):
+        server = start_hub()
+        codes.append(server.terminate())
+    assert codes == [0] * 10
 
 
 def _snapshot_state(api: HfApi, tmp_path, tag: str) -> dict:

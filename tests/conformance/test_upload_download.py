@@ -21,14 +21,11 @@ from hubtest import (
     write_tree,
 )
 
-TEN_MB = 10 * 1000 * 1000
-
-
 def _big_text() -> bytes:
-    # Over 10 MB of plain text: LFS by size alone (no LFS extension, no binary sample).
+    # Over 10 MB (and over 10 MiB) of plain text: LFS by size alone (no LFS extension, no binary sample).
     line = b"line %08d of a large plain-text file that only the size rule sends to LFS\n"
-    out = b"".join(line % i for i in range(TEN_MB // len(line) + 2000))
-    assert len(out) > TEN_MB + 100_000
+    out = b"".join(line % i for i in range(11 * 1024 * 1024 // len(line)))
+    assert len(out) > 10.5 * 1024 * 1024
     return out
 
 
@@ -265,3 +262,25 @@ def test_multipart_upload(start_hub, tmp_path, lfs_spy):
     assert lfs_spy.uploads == []
     got = hf_hub_download(repo, "copies/model-again.bin", endpoint=server.url, cache_dir=cache)
     assert open(got, "rb").read() == files["weights/model.bin"]
+
+
+@pytest.mark.parametrize("repo_type, namespace", [("dataset", "acme"), ("space", "alice")])
+def test_other_repo_types_round_trip(api, tmp_path, repo_type, namespace):
+    """Datasets and Spaces use the `datasets/` and `spaces/` prefixes on resolve and LFS routes."""
+    repo = f"{namespace}/round-trip-{repo_type}"
+    api.create_repo(repo, repo_type=repo_type, space_sdk="static" if repo_type == "space" else None)
+    files = {
+        "index.html": b"<html>hi</html>\n",
+        "data/train/part-0.parquet": deterministic_bytes(70_000, f"{repo_type}-parquet"),
+        "data/\u00fcnic\u00f6de.txt": "\u00fc\n".encode(),
+        "data/empty.txt": b"",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        spy = LfsSpy().install(mp)
+        api.upload_folder(repo_id=repo, repo_type=repo_type, folder_path=_tree(tmp_path / "src", files))
+    assert [path for path, *_ in spy.uploads] == ["data/train/part-0.parquet"]
+    got = read_tree(snapshot_download(repo, repo_type=repo_type, cache_dir=tmp_path / "c1"))
+    got.pop(".gitattributes")
+    assert got == files
+    path = hf_hub_download(repo, "data/train/part-0.parquet", repo_type=repo_type, cache_dir=tmp_path / "c2")
+    assert open(path, "rb").read() == files["data/train/part-0.parquet"]
