@@ -55,9 +55,15 @@ pub struct RemoteSpace {
     pub sleep_time: Option<i64>,
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
+    /// Variables hubsync set (their description says so): only these are ever deleted.
+    #[serde(default)]
+    pub managed_variables: std::collections::BTreeSet<String>,
     #[serde(default)]
     pub secrets: BTreeMap<String, RemoteSecret>,
 }
+
+/// The description hubsync gives the Space variables it sets.
+pub const MANAGED_VARIABLE: &str = "managed by hubsync";
 
 /// A secret's metadata: the Hub never returns its value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,12 +144,13 @@ pub async fn snapshot(client: &HubClient, target: &Target) -> Result<RemoteSnaps
     }
     let space = if t == RepoType::Space {
         let runtime = client.get_space_runtime(id).await?;
-        let variables = client
-            .get_space_variables(id)
-            .await?
-            .into_iter()
-            .map(|(k, v)| (k, v.value))
+        let raw_variables = client.get_space_variables(id).await?;
+        let managed_variables = raw_variables
+            .iter()
+            .filter(|(_, v)| v.description.as_deref() == Some(MANAGED_VARIABLE))
+            .map(|(k, _)| k.clone())
             .collect();
+        let variables = raw_variables.into_iter().map(|(k, v)| (k, v.value)).collect();
         let secrets = client
             .get_space_secrets(id)
             .await?
