@@ -268,7 +268,9 @@ mod tests {
                     .expect("open for append");
                 while !stop.load(Ordering::Relaxed) {
                     f.write_all(&[1u8; 4096]).expect("append");
-                    f.flush().expect("flush");
+                    // Often enough to hit every read of the 4 MiB file, rarely enough that the
+                    // file stays small.
+                    std::thread::sleep(Duration::from_micros(200));
                 }
             })
         };

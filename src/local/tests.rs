@@ -178,11 +178,11 @@ async fn non_utf8_names_and_special_files_are_skipped_with_a_warning() {
         warnings,
         [
             ScanWarning::NonUtf8Skipped { path: bad_file },
-            ScanWarning::NonUtf8Skipped { path: bad_dir },
             ScanWarning::SpecialSkipped { path: socket },
+            ScanWarning::NonUtf8Skipped { path: bad_dir },
         ]
     );
-    assert!(result.warnings[0].to_string().contains("UTF-8"));
+    assert!(warnings[0].to_string().contains("UTF-8"));
 }
 
 #[tokio::test]
