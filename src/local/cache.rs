@@ -161,7 +161,11 @@ impl HashCache {
 
     /// The cached `(sha256, git_oid)` of the file `key` when `stat` still identifies the version
     /// that was hashed.
-    pub(crate) fn lookup(&mut self, key: &str, stat: &FileStat) -> Option<(String, Option<String>)> {
+    pub(crate) fn lookup(
+        &mut self,
+        key: &str,
+        stat: &FileStat,
+    ) -> Option<(String, Option<String>)> {
         let entry = self.entries.get_mut(key)?;
         if entry.stat() != *stat {
             return None;
@@ -247,10 +251,9 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LocalErr
         _ => Path::new("."),
     };
     fs::create_dir_all(dir).map_err(err(dir))?;
-    let name = path.file_name().map_or_else(
-        || "hash-cache".into(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let name = path
+        .file_name()
+        .map_or_else(|| "hash-cache".into(), |n| n.to_string_lossy().into_owned());
     // The pid and time make concurrent writers (two hubsync runs) use different temporary files;
     // the last rename wins and each result is a whole file.
     let tmp = dir.join(format!(
@@ -306,10 +309,16 @@ mod tests {
 
         let mut cache = HashCache::load(&cache_path);
         assert!(cache.is_empty());
-        assert!(cache.take_load_warning().is_none(), "a missing cache is not a problem");
+        assert!(
+            cache.take_load_warning().is_none(),
+            "a missing cache is not a problem"
+        );
         assert!(cache.record(key.clone(), &hashed(stat, "abc")));
         assert!(cache.save().expect("save"));
-        assert!(!cache.save().expect("save"), "nothing changed, nothing written");
+        assert!(
+            !cache.save().expect("save"),
+            "nothing changed, nothing written"
+        );
 
         let leftovers: Vec<_> = fs::read_dir(dir.path().join(".hubsync"))
             .expect("read_dir")
@@ -326,7 +335,11 @@ mod tests {
         );
         let mut other = stat;
         other.mtime_ns += 1;
-        assert_eq!(again.lookup(&key, &other), None, "any stat change is a miss");
+        assert_eq!(
+            again.lookup(&key, &other),
+            None,
+            "any stat change is a miss"
+        );
     }
 
     #[test]
@@ -334,7 +347,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("hash-cache.json");
         for (content, expect) in [
-            (&b"{\"version\": 1, \"entries\": {\"/x\": {\"size\": "[..], "corrupt"),
+            (
+                &b"{\"version\": 1, \"entries\": {\"/x\": {\"size\": "[..],
+                "corrupt",
+            ),
             (b"\x00\xff garbage", "corrupt"),
             (b"{\"version\": 99, \"entries\": []}", "unknown version 99"),
         ] {
@@ -405,10 +421,7 @@ mod tests {
         let path = blocker.join("hash-cache.json");
         let mut cache = HashCache::load(&path);
         let stat = FileStat::of_path(&blocker).expect("stat");
-        cache.record(
-            blocker.to_string_lossy().into_owned(),
-            &hashed(stat, "x"),
-        );
+        cache.record(blocker.to_string_lossy().into_owned(), &hashed(stat, "x"));
         match cache.save() {
             Err(LocalError::Write { path: p, .. }) => assert_eq!(p, blocker),
             other => panic!("{other:?}"),

@@ -245,7 +245,10 @@ mod tests {
         assert!(!f.matches("secret-keys.json"));
         assert!(!f.matches("private/config.json"));
         assert!(f.is_excluded("private/config.json"));
-        assert!(!f.is_excluded("notes.txt"), "not included, but not excluded either");
+        assert!(
+            !f.is_excluded("notes.txt"),
+            "not included, but not excluded either"
+        );
     }
 
     #[test]

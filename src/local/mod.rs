@@ -15,7 +15,7 @@
 //!
 //! A scan walks each mapping on the blocking pool, answers what it can from the cache (a `stat`
 //! per file, no reads), and hashes the rest in parallel on the blocking pool, at most
-//! [`ScanOptions::concurrency`] files at a time, each through one reusable 1 MiB buffer, so memory
+//! [`ScanOptions::concurrency`] files at a time, each through one reusable 256 KiB buffer, so memory
 //! stays bounded whatever the file sizes.
 
 mod cache;
@@ -277,10 +277,8 @@ pub async fn scan(
             match cache.lookup(&key, &file.stat) {
                 Some((sha256, git_oid)) => {
                     result.stats.cache_hits += 1;
-                    tree.files.insert(
-                        file.rel,
-                        local_file(file.abs, file.stat, sha256, git_oid),
-                    );
+                    tree.files
+                        .insert(file.rel, local_file(file.abs, file.stat, sha256, git_oid));
                 }
                 None => jobs.push((index, key, file)),
             }
@@ -303,10 +301,8 @@ pub async fn scan(
             let bytes_done = bytes_done.clone();
             async move {
                 let abs = file.abs.clone();
-                let outcome = tokio::task::spawn_blocking(move || {
-                    hash::hash_file(&abs, &bytes_done)
-                })
-                .await;
+                let outcome =
+                    tokio::task::spawn_blocking(move || hash::hash_file(&abs, &bytes_done)).await;
                 (index, key, file, outcome)
             }
         })

@@ -80,7 +80,11 @@ async fn selects_nested_files_with_globs_and_default_ignores() {
     );
     assert!(all.warnings.is_empty(), "{:?}", all.warnings);
 
-    let some = scan_one(spec(root, &["*.json", "*.safetensors"], &["logs/"]), &mut cache).await;
+    let some = scan_one(
+        spec(root, &["*.json", "*.safetensors"], &["logs/"]),
+        &mut cache,
+    )
+    .await;
     assert_eq!(
         paths(&some.trees[0]),
         [
@@ -190,7 +194,11 @@ async fn empty_and_large_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     write(root, "empty", b"");
-    write(root, "at-threshold.bin", &vec![b'x'; LFS_THRESHOLD as usize]);
+    write(
+        root,
+        "at-threshold.bin",
+        &vec![b'x'; LFS_THRESHOLD as usize],
+    );
     write(root, "lfs.bin", &vec![b'x'; LFS_THRESHOLD as usize + 1]);
 
     let result = scan_one(ScanSpec::all(root), &mut eager_cache()).await;
@@ -342,7 +350,10 @@ async fn a_warm_scan_reads_nothing() {
     assert_eq!(warm.stats.files_hashed, 0);
     assert_eq!(warm.trees, cold.trees);
     assert!(warm.warnings.is_empty());
-    assert!(!reloaded.save().expect("save"), "a no-op scan writes nothing");
+    assert!(
+        !reloaded.save().expect("save"),
+        "a no-op scan writes nothing"
+    );
 }
 
 #[tokio::test]
@@ -456,7 +467,9 @@ fn an_incomplete_result_can_be_refused() {
             path: "/x/a".into(),
             attempts: 3,
         },
-        LocalError::NotAFile { path: "/x/b".into() },
+        LocalError::NotAFile {
+            path: "/x/b".into(),
+        },
     ];
     let err = result(failures).into_complete().expect_err("incomplete");
     assert_eq!(err.to_string(), "failed to scan 2 file(s)");
