@@ -137,6 +137,8 @@ pub(crate) fn hash_file(path: &Path, progress: &AtomicU64) -> Result<Hashed, Loc
                 std::thread::sleep(Duration::from_millis(50 << attempt));
             }
             let started_ns = system_time_ns(SystemTime::now());
+            // TODO-hardening: the walk only hands over regular files, but one replaced by a FIFO
+            // in between would block this open; `O_NONBLOCK` would need the `libc` crate.
             let mut file = File::open(path).map_err(io)?;
             let meta = file.metadata().map_err(io)?;
             if !meta.is_file() {

@@ -23,7 +23,7 @@ mod filter;
 mod hash;
 mod walk;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -249,8 +249,10 @@ pub async fn scan(
     };
     result.warnings.extend(cache.take_load_warning());
 
-    // List every mapping first, so the progress total is known before hashing starts.
-    let mut jobs = Vec::new();
+    // List every mapping first, so the progress total is known before hashing starts. Mappings
+    // may overlap (one folder, two include sets); a file they share is hashed once.
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut job_of_key: HashMap<String, usize> = HashMap::new();
     for (index, spec) in specs.iter().enumerate() {
         let filter = PathFilter::new(&spec.include, &spec.exclude)?;
         let root = std::path::absolute(&spec.root).map_err(|source| LocalError::Io {
@@ -280,14 +282,25 @@ pub async fn scan(
                     tree.files
                         .insert(file.rel, local_file(file.abs, file.stat, sha256, git_oid));
                 }
-                None => jobs.push((index, key, file)),
+                None => match job_of_key.get(&key) {
+                    Some(&j) => jobs[j].trees.push((index, file.rel)),
+                    None => {
+                        job_of_key.insert(key.clone(), jobs.len());
+                        jobs.push(Job {
+                            key,
+                            abs: file.abs,
+                            size: file.stat.size,
+                            trees: vec![(index, file.rel)],
+                        });
+                    }
+                },
             }
         }
         result.trees.push(tree);
     }
 
     let files_total = jobs.len() as u64;
-    let bytes_total: u64 = jobs.iter().map(|(_, _, f)| f.stat.size).sum();
+    let bytes_total: u64 = jobs.iter().map(|j| j.size).sum();
     let hits = result.stats.cache_hits;
     progress(ProgressEvent::Listed {
         files: hits + files_total,
@@ -297,13 +310,13 @@ pub async fn scan(
 
     let bytes_done = Arc::new(AtomicU64::new(0));
     let mut hashed = futures::stream::iter(jobs)
-        .map(|(index, key, file)| {
+        .map(|job| {
             let bytes_done = bytes_done.clone();
             async move {
-                let abs = file.abs.clone();
+                let abs = job.abs.clone();
                 let outcome =
                     tokio::task::spawn_blocking(move || hash::hash_file(&abs, &bytes_done)).await;
-                (index, key, file, outcome)
+                (job, outcome)
             }
         })
         .buffer_unordered(options.concurrency.max(1));
@@ -319,26 +332,31 @@ pub async fn scan(
     loop {
         tokio::select! {
             next = hashed.next() => {
-                let Some((index, key, file, outcome)) = next else { break };
+                let Some((job, outcome)) = next else { break };
                 files_done += 1;
                 let outcome = outcome.map_err(|source| LocalError::Task {
-                    path: file.abs.clone(),
+                    path: job.abs.clone(),
                     source,
                 });
                 match outcome.and_then(|r| r) {
                     Ok(h) => {
                         result.stats.files_hashed += 1;
                         result.stats.bytes_hashed += h.stat.size;
-                        if !cache.record(key, &h) {
+                        if !cache.record(job.key, &h) {
                             result.stats.not_cached += 1;
                         }
-                        result.trees[index].files.insert(
-                            file.rel,
-                            local_file(file.abs, h.stat, h.sha256, h.git_oid),
-                        );
+                        for (index, rel) in job.trees {
+                            let file = local_file(
+                                job.abs.clone(),
+                                h.stat,
+                                h.sha256.clone(),
+                                h.git_oid.clone(),
+                            );
+                            result.trees[index].files.insert(rel, file);
+                        }
                     }
                     Err(e) => {
-                        cache.forget(&key);
+                        cache.forget(&job.key);
                         result.failures.push(e);
                     }
                 }
@@ -355,6 +373,15 @@ pub async fn scan(
         result.stats.bytes += tree.files.values().map(|f| f.size).sum::<u64>();
     }
     Ok(result)
+}
+
+/// One file to hash, and where its result goes.
+struct Job {
+    key: String,
+    abs: PathBuf,
+    size: u64,
+    /// `(tree index, relative path)` of every mapping that selected the file.
+    trees: Vec<(usize, String)>,
 }
 
 /// The cache key of a file: its absolute path. Paths under a mapping are UTF-8 by construction;

@@ -267,6 +267,28 @@ async fn trees_follow_the_specs_order() {
 }
 
 #[tokio::test]
+async fn overlapping_mappings_hash_a_shared_file_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "config.json", b"{}");
+    write(dir.path(), "model.bin", b"weights");
+    let specs = [
+        spec(dir.path(), &["*.json"], &[]),
+        ScanSpec::all(dir.path()),
+    ];
+    let result = scan(&specs, &mut eager_cache(), &ScanOptions::default(), |_| {})
+        .await
+        .expect("scan");
+    assert_eq!(paths(&result.trees[0]), ["config.json"]);
+    assert_eq!(paths(&result.trees[1]), ["config.json", "model.bin"]);
+    assert_eq!(
+        result.trees[0].files["config.json"],
+        result.trees[1].files["config.json"]
+    );
+    assert_eq!(result.stats.files_hashed, 2);
+    assert_eq!(result.stats.files, 3, "counted once per tree");
+}
+
+#[tokio::test]
 async fn bad_roots_and_globs_fail_the_scan() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "file", b"");
