@@ -123,6 +123,16 @@ thread_local! {
 /// is retried a few times and then reported as [`LocalError::Changing`]. A result is therefore
 /// always the hash of the version described by its `stat`.
 pub(crate) fn hash_file(path: &Path, progress: &AtomicU64) -> Result<Hashed, LocalError> {
+    hash_file_with(path, progress, &mut |_| {})
+}
+
+/// [`hash_file`], calling `after_read(attempt)` between the end of each read and the re-`stat`,
+/// where tests change the file deterministically.
+fn hash_file_with(
+    path: &Path,
+    progress: &AtomicU64,
+    after_read: &mut dyn FnMut(u32),
+) -> Result<Hashed, LocalError> {
     let io = |source| LocalError::Io {
         path: path.to_path_buf(),
         source,
@@ -166,6 +176,7 @@ pub(crate) fn hash_file(path: &Path, progress: &AtomicU64) -> Result<Hashed, Loc
                 progress.fetch_add(n as u64, Ordering::Relaxed);
             }
             drop(file);
+            after_read(attempt);
             let after = FileStat::of_path(path)?;
             if after == before && read == before.size {
                 return Ok(Hashed {
@@ -258,32 +269,45 @@ mod tests {
         }
     }
 
+    fn append(path: &Path, bytes: &[u8]) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .expect("open for append");
+        f.write_all(bytes).expect("append");
+    }
+
+    #[test]
+    fn a_file_that_changed_while_read_is_read_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("growing.bin");
+        std::fs::write(&path, b"first part").expect("write");
+        let progress = AtomicU64::new(0);
+        let h = hash_file_with(&path, &progress, &mut |attempt| {
+            if attempt == 0 {
+                append(&path, b", second part");
+            }
+        })
+        .expect("stable on the second read");
+        let content = b"first part, second part";
+        assert_eq!(h.sha256, hex::encode(Sha256::digest(content)));
+        assert_eq!(h.git_oid, Some(git_blob_oid(content)));
+        assert_eq!(h.stat.size, content.len() as u64);
+        assert_eq!(progress.load(Ordering::Relaxed), content.len() as u64);
+    }
+
     #[test]
     fn a_file_that_keeps_changing_is_reported() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("growing.bin");
-        std::fs::write(&path, vec![0u8; 4 << 20]).expect("write");
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let writer = {
-            let (path, stop) = (path.clone(), stop.clone());
-            std::thread::spawn(move || {
-                use std::io::Write;
-                let mut f = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&path)
-                    .expect("open for append");
-                while !stop.load(Ordering::Relaxed) {
-                    f.write_all(&[1u8; 4096]).expect("append");
-                    // Often enough to hit every read of the 4 MiB file, rarely enough that the
-                    // file stays small.
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-            })
-        };
+        std::fs::write(&path, b"start").expect("write");
         let progress = AtomicU64::new(0);
-        let result = hash_file(&path, &progress);
-        stop.store(true, Ordering::Relaxed);
-        writer.join().expect("writer thread");
+        let mut calls = 0;
+        let result = hash_file_with(&path, &progress, &mut |_| {
+            calls += 1;
+            append(&path, b"more");
+        });
         match result {
             Err(LocalError::Changing { path: p, attempts }) => {
                 assert_eq!(p, path);
@@ -291,6 +315,25 @@ mod tests {
             }
             other => panic!("expected Changing, got {other:?}"),
         }
+        assert_eq!(calls, MAX_ATTEMPTS);
         assert_eq!(progress.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_file_replaced_while_read_is_read_again() {
+        // Same size and content length, but a different inode: a rename over the original.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("model.bin");
+        std::fs::write(&path, b"old!").expect("write");
+        let progress = AtomicU64::new(0);
+        let h = hash_file_with(&path, &progress, &mut |attempt| {
+            if attempt == 0 {
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, b"new!").expect("write");
+                std::fs::rename(&tmp, &path).expect("rename");
+            }
+        })
+        .expect("stable on the second read");
+        assert_eq!(h.sha256, hex::encode(Sha256::digest(b"new!")));
     }
 }
