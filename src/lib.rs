@@ -5,6 +5,7 @@
 //! the wire types of [`api`] with the [`client`].
 
 pub mod api;
+pub mod apply;
 pub mod cli;
 pub mod client;
 pub mod env;

@@ -533,6 +533,12 @@ impl HubClient {
                     }
                     return Err(err);
                 }
+                Failure::Transport(e) if is_content_changed(&e) => {
+                    return Err(HubError::new(ErrorKind::Io, call.action)
+                        .with_request(request)
+                        .with_attempts(attempt)
+                        .with_reqwest_source(e));
+                }
                 Failure::Transport(e) => {
                     let class = classify_transport(&e);
                     tracing::debug!(
@@ -732,6 +738,41 @@ enum Source {
         body: Mutex<Option<reqwest::Body>>,
         len: u64,
     },
+    Verified {
+        path: PathBuf,
+        size: u64,
+        sha256: String,
+    },
+}
+
+/// The bytes read while uploading a file did not hash to what was planned: the file changed.
+/// Uploads fail with this in their cause chain and are not retried.
+#[derive(Debug, thiserror::Error)]
+#[error("`{}` changed since it was planned: expected sha256 {expected} ({size} bytes), read {got}", path.display())]
+pub struct ContentChanged {
+    pub path: PathBuf,
+    pub size: u64,
+    pub expected: String,
+    pub got: String,
+}
+
+/// Whether an error chain contains [`ContentChanged`].
+pub fn is_content_changed(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if e.is::<ContentChanged>() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<ContentChanged>())
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 impl UploadSource {
@@ -763,6 +804,20 @@ impl UploadSource {
         })
     }
 
+    /// The whole file at `path`, streamed and hashed on the way: if it is not `size` bytes
+    /// with this sha256, the upload fails with [`ContentChanged`] instead of completing.
+    pub fn verified_file(
+        path: impl Into<PathBuf>,
+        size: u64,
+        sha256: impl Into<String>,
+    ) -> UploadSource {
+        UploadSource(Source::Verified {
+            path: path.into(),
+            size,
+            sha256: sha256.into(),
+        })
+    }
+
     fn replayable(&self) -> bool {
         !matches!(self.0, Source::Body { .. })
     }
@@ -772,6 +827,7 @@ impl UploadSource {
             Source::Bytes(_) => "in-memory data".into(),
             Source::File { path, .. } => format!("reading `{}`", path.display()),
             Source::Body { .. } => "a caller-provided body".into(),
+            Source::Verified { path, .. } => format!("reading `{}`", path.display()),
         }
     }
 
@@ -784,6 +840,66 @@ impl UploadSource {
                 .unwrap_or_else(|p| p.into_inner())
                 .take()
                 .map(|b| (b, *len))),
+            Source::Verified { path, size, sha256 } => {
+                use sha2::Digest;
+                let file = tokio::fs::File::open(path).await?;
+                let len = file.metadata().await?.len();
+                let (p, sz, exp) = (path.clone(), *size, sha256.clone());
+                let changed = move |got: String| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        ContentChanged {
+                            path: p.clone(),
+                            size: sz,
+                            expected: exp.clone(),
+                            got,
+                        },
+                    )
+                };
+                if len != *size {
+                    return Err(changed(format!("a file of {len} bytes")));
+                }
+                let expected = sha256.clone();
+                let stream =
+                    tokio_util::io::ReaderStream::with_capacity(file.take(*size), UPLOAD_CHUNK);
+                let stream = futures::stream::unfold(
+                    (stream, sha2::Sha256::new(), 0u64, false),
+                    move |(mut stream, mut hasher, mut seen, done)| {
+                        let (expected, changed) = (expected.clone(), changed.clone());
+                        let size = len;
+                        async move {
+                            if done {
+                                return None;
+                            }
+                            match stream.next().await {
+                                Some(Ok(chunk)) => {
+                                    hasher.update(&chunk);
+                                    seen += chunk.len() as u64;
+                                    if seen == size {
+                                        // Check before the last bytes leave, so a changed file
+                                        // never completes an upload.
+                                        let got = hex::encode(hasher.clone().finalize());
+                                        if got != expected {
+                                            return Some((
+                                                Err(changed(got)),
+                                                (stream, hasher, seen, true),
+                                            ));
+                                        }
+                                    }
+                                    Some((Ok(chunk), (stream, hasher, seen, false)))
+                                }
+                                Some(Err(e)) => Some((Err(e), (stream, hasher, seen, true))),
+                                None if seen != size => Some((
+                                    Err(changed(format!("only {seen} bytes"))),
+                                    (stream, hasher, seen, true),
+                                )),
+                                None => None,
+                            }
+                        }
+                    },
+                );
+                Ok(Some((reqwest::Body::wrap_stream(stream), *size)))
+            }
             Source::File { path, range } => {
                 let mut file = tokio::fs::File::open(path).await?;
                 let file_len = file.metadata().await?.len();
@@ -813,6 +929,13 @@ impl std::fmt::Debug for UploadSource {
                 write!(f, "UploadSource::File({}, {range:?})", path.display())
             }
             Source::Body { len, .. } => write!(f, "UploadSource::Body({len} bytes)"),
+            Source::Verified { path, size, .. } => {
+                write!(
+                    f,
+                    "UploadSource::Verified({}, {size} bytes)",
+                    path.display()
+                )
+            }
         }
     }
 }

@@ -50,13 +50,12 @@ pub struct DesiredFile {
     pub binary: bool,
 }
 
-/// A mapping's scope: its remote prefix filtered by its include/exclude globs (matched against
-/// the path relative to the prefix).
+/// A mapping's scope: its remote prefix filtered by its include/exclude globs, matched against
+/// the path relative to the prefix exactly as the local scan matches files.
 #[derive(Clone, Debug)]
 pub struct Scope {
     pub prefix: String,
-    pub include: Option<globset::GlobSet>,
-    pub exclude: Option<globset::GlobSet>,
+    pub filter: crate::local::PathFilter,
 }
 
 impl Scope {
@@ -327,7 +326,8 @@ fn plan_repo(d: &DesiredRepo, snapshot: Option<&RemoteSnapshot>) -> Result<RepoP
                     Some(_) => {}
                 }
             }
-            for k in rs.variables.keys().filter(|k| !vars.contains_key(*k)) {
+            // Only variables hubsync set are deleted; others were made by hand and are left alone.
+            for k in rs.variables.keys().filter(|k| !vars.contains_key(*k) && rs.managed_variables.contains(*k)) {
                 actions.push(Action::VariableDelete { key: k.clone() });
             }
         }
@@ -345,7 +345,9 @@ fn plan_repo(d: &DesiredRepo, snapshot: Option<&RemoteSnapshot>) -> Result<RepoP
                     }
                 }
             }
-            for k in rs.secrets.keys().filter(|k| !secrets.contains_key(*k)) {
+            // Likewise only secrets hubsync set (they carry its fingerprint).
+            let managed = |k: &String| rs.secrets[k].description.as_deref().and_then(super::secrets::parse).is_some();
+            for k in rs.secrets.keys().filter(|k| !secrets.contains_key(*k) && managed(k)) {
                 actions.push(Action::SecretDelete { key: k.clone() });
             }
         }
