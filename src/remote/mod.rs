@@ -150,7 +150,10 @@ pub async fn snapshot(client: &HubClient, target: &Target) -> Result<RemoteSnaps
             .filter(|(_, v)| v.description.as_deref() == Some(MANAGED_VARIABLE))
             .map(|(k, _)| k.clone())
             .collect();
-        let variables = raw_variables.into_iter().map(|(k, v)| (k, v.value)).collect();
+        let variables = raw_variables
+            .into_iter()
+            .map(|(k, v)| (k, v.value))
+            .collect();
         let secrets = client
             .get_space_secrets(id)
             .await?
@@ -170,6 +173,7 @@ pub async fn snapshot(client: &HubClient, target: &Target) -> Result<RemoteSnaps
             hardware: runtime.hardware.requested,
             sleep_time: runtime.gc_timeout,
             variables,
+            managed_variables,
             secrets,
         })
     } else {
