@@ -5,6 +5,7 @@
 //! the wire types of [`api`] with the [`client`].
 
 pub mod api;
+pub mod apply;
 pub mod cli;
 pub mod client;
 pub mod env;
@@ -13,6 +14,9 @@ pub mod exit_code;
 pub mod hub;
 pub mod local;
 pub mod manifest;
+pub mod plan;
+pub mod remote;
+pub mod render;
 pub mod util;
 
 pub use error::Error;

@@ -2,6 +2,44 @@
 
 use sha1::{Digest, Sha1};
 
+/// The `.gitattributes` of a new repo: the Hub's default LFS-tracked patterns.
+pub const DEFAULT_GITATTRIBUTES: &str = "*.7z filter=lfs diff=lfs merge=lfs -text
+*.arrow filter=lfs diff=lfs merge=lfs -text
+*.bin filter=lfs diff=lfs merge=lfs -text
+*.bz2 filter=lfs diff=lfs merge=lfs -text
+*.ckpt filter=lfs diff=lfs merge=lfs -text
+*.ftz filter=lfs diff=lfs merge=lfs -text
+*.gz filter=lfs diff=lfs merge=lfs -text
+*.h5 filter=lfs diff=lfs merge=lfs -text
+*.joblib filter=lfs diff=lfs merge=lfs -text
+*.lfs.* filter=lfs diff=lfs merge=lfs -text
+*.mlmodel filter=lfs diff=lfs merge=lfs -text
+*.model filter=lfs diff=lfs merge=lfs -text
+*.msgpack filter=lfs diff=lfs merge=lfs -text
+*.npy filter=lfs diff=lfs merge=lfs -text
+*.npz filter=lfs diff=lfs merge=lfs -text
+*.onnx filter=lfs diff=lfs merge=lfs -text
+*.ot filter=lfs diff=lfs merge=lfs -text
+*.parquet filter=lfs diff=lfs merge=lfs -text
+*.pb filter=lfs diff=lfs merge=lfs -text
+*.pickle filter=lfs diff=lfs merge=lfs -text
+*.pkl filter=lfs diff=lfs merge=lfs -text
+*.pt filter=lfs diff=lfs merge=lfs -text
+*.pth filter=lfs diff=lfs merge=lfs -text
+*.rar filter=lfs diff=lfs merge=lfs -text
+*.safetensors filter=lfs diff=lfs merge=lfs -text
+saved_model/**/* filter=lfs diff=lfs merge=lfs -text
+*.tar.* filter=lfs diff=lfs merge=lfs -text
+*.tar filter=lfs diff=lfs merge=lfs -text
+*.tflite filter=lfs diff=lfs merge=lfs -text
+*.tgz filter=lfs diff=lfs merge=lfs -text
+*.wasm filter=lfs diff=lfs merge=lfs -text
+*.xz filter=lfs diff=lfs merge=lfs -text
+*.zip filter=lfs diff=lfs merge=lfs -text
+*.zst filter=lfs diff=lfs merge=lfs -text
+*tfevents* filter=lfs diff=lfs merge=lfs -text
+";
+
 /// The git blob SHA-1 of `content`: `sha1("blob <len>\0" + content)`.
 pub fn git_blob_oid(content: &[u8]) -> String {
     let mut h = git_blob_hasher(content.len() as u64);
@@ -24,6 +62,44 @@ pub fn lfs_pointer(sha256: &str, size: u64) -> String {
 /// The git oid of an LFS file: the blob SHA-1 of its pointer.
 pub fn lfs_git_oid(sha256: &str, size: u64) -> String {
     git_blob_oid(lfs_pointer(sha256, size).as_bytes())
+}
+
+/// LFS patterns of a `.gitattributes` text, as a glob set.
+pub fn lfs_matcher(text: &str) -> globset::GlobSet {
+    let mut b = globset::GlobSetBuilder::new();
+    for line in text.lines() {
+        let mut parts = line.split_whitespace();
+        let Some(pat) = parts.next() else { continue };
+        if pat.starts_with('#') || !parts.any(|a| a == "filter=lfs") {
+            continue;
+        }
+        // A pattern without `/` matches the basename at any depth, as in git.
+        let pat = if pat.contains('/') {
+            pat.trim_start_matches('/').to_string()
+        } else {
+            format!("**/{pat}")
+        };
+        if let Ok(g) = globset::GlobBuilder::new(&pat)
+            .literal_separator(true)
+            .build()
+        {
+            b.add(g);
+        }
+        if let Some(base) = pat.strip_prefix("**/")
+            && let Ok(g) = globset::GlobBuilder::new(base)
+                .literal_separator(true)
+                .build()
+        {
+            b.add(g);
+        }
+    }
+    b.build().unwrap_or_else(|_| globset::GlobSet::empty())
+}
+
+/// The Hub's LFS decision (hub-api.md §5.1): over 10 MiB, tracked by `.gitattributes`, or
+/// binary (a NUL byte in the first 512 bytes). Empty files are always regular.
+pub fn wants_lfs(path: &str, size: u64, binary_sample: bool, lfs: &globset::GlobSet) -> bool {
+    size > super::LFS_THRESHOLD || (size > 0 && (binary_sample || lfs.is_match(path)))
 }
 
 /// One entry of a git tree object.

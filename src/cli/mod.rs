@@ -2,6 +2,10 @@
 //! Must not contain logic beyond resolving settings and rendering the outcome.
 
 mod hub_serve;
+mod schema;
+mod validate;
+
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -37,8 +41,20 @@ pub struct GlobalArgs {
     pub no_progress: bool,
 }
 
+/// `-f FILE`, shared by every command that reads a manifest.
+#[derive(Debug, Args, Clone)]
+pub struct ManifestArgs {
+    /// The manifest, relative to the current folder; paths inside it are relative to its folder.
+    #[arg(short = 'f', long = "file", value_name = "FILE", default_value = crate::manifest::DEFAULT_FILE)]
+    pub file: PathBuf,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check a manifest without touching the network or the mapped folders.
+    Validate(validate::ValidateArgs),
+    /// Print the manifest's JSON Schema.
+    Schema(schema::SchemaArgs),
     /// Run the local Hub.
     #[command(subcommand)]
     Hub(HubCommand),
@@ -54,6 +70,8 @@ pub enum HubCommand {
 pub fn run(cli: Cli) -> i32 {
     init_logging(&cli.global);
     let result = match cli.command {
+        Command::Validate(args) => validate::exec(args),
+        Command::Schema(args) => schema::exec(args),
         Command::Hub(HubCommand::Serve(args)) => hub_serve::exec(args),
     };
     match result {

@@ -106,6 +106,8 @@ pub(crate) struct Hashed {
     pub sha256: String,
     /// Lowercase hex; `None` above [`LFS_THRESHOLD`].
     pub git_oid: Option<String>,
+    /// A NUL byte in the first 512 bytes: the Hub stores such files with LFS.
+    pub binary: bool,
     /// When reading started, nanoseconds since the epoch; the cache compares it with the file's
     /// times to decide whether the result is safe to keep (see `HashCache::racy_window`).
     pub started_ns: i64,
@@ -161,6 +163,7 @@ fn hash_file_with(
             let mut sha256 = Sha256::new();
             let mut sha1 = (before.size <= LFS_THRESHOLD).then(|| git_blob_hasher(before.size));
             let mut read = 0u64;
+            let mut binary = false;
             loop {
                 let n = match file.read(buf) {
                     Ok(0) => break,
@@ -169,6 +172,10 @@ fn hash_file_with(
                     Err(e) => return Err(io(e)),
                 };
                 let chunk = &buf[..n];
+                if read < 512 {
+                    let head = (512 - read as usize).min(n);
+                    binary |= chunk[..head].contains(&0);
+                }
                 sha256.update(chunk);
                 if let Some(h) = sha1.as_mut() {
                     h.update(chunk);
@@ -184,6 +191,7 @@ fn hash_file_with(
                     stat: before,
                     sha256: hex::encode(sha256.finalize()),
                     git_oid: sha1.map(|h| hex::encode(h.finalize())),
+                    binary,
                     started_ns,
                 });
             }
