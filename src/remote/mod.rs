@@ -206,3 +206,22 @@ pub async fn snapshot_all(
         .try_collect()
         .await
 }
+
+/// Just the head of the target branch: `None` when the repo does not exist, `Some(None)` when
+/// the branch does not. Two requests; used to check a saved plan is still current.
+pub async fn snapshot_head(
+    client: &HubClient,
+    target: &Target,
+) -> Result<Option<Option<String>>, HubError> {
+    let (t, id) = (target.repo_type, &target.id);
+    if client.try_repo_info(t, id, None).await?.is_none() {
+        return Ok(None);
+    }
+    let refs = client.list_refs(t, id, false).await?;
+    Ok(Some(
+        refs.branches
+            .into_iter()
+            .find(|b| b.name == target.revision)
+            .map(|b| b.target_commit),
+    ))
+}
