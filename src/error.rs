@@ -14,6 +14,12 @@ pub enum Error {
     Hub(#[from] crate::client::HubError),
     #[error(transparent)]
     Serve(#[from] crate::hub::ServeError),
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    #[error(transparent)]
+    Stale(#[from] crate::ops::StalePlan),
+    #[error("{0}")]
+    Apply(String, Vec<String>),
     #[error("{0}")]
     Usage(String),
     #[error("failed to {what}")]
@@ -34,6 +40,9 @@ impl Error {
         match self {
             Error::Hub(e) => e.hints(),
             Error::Manifest(e) => e.hints(),
+            Error::Plan(e) => e.hints(),
+            Error::Stale(_) => vec!["run `hubsync plan` again and apply the new plan".into()],
+            Error::Apply(_, hints) => hints.clone(),
             _ => Vec::new(),
         }
     }

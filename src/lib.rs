@@ -14,6 +14,7 @@ pub mod exit_code;
 pub mod hub;
 pub mod local;
 pub mod manifest;
+pub mod ops;
 pub mod plan;
 pub mod remote;
 pub mod render;

@@ -18,6 +18,7 @@ use std::time::Instant;
 use futures::StreamExt;
 
 pub use events::ApplyEvent;
+pub use upload::moved_since_plan;
 
 use crate::api::{RepoId, RepoType, Visibility};
 use crate::client::{CreateRepoOptions, ErrorKind, HubClient, HubError};

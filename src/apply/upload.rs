@@ -53,7 +53,7 @@ pub(crate) fn stat(path: &Path) -> std::io::Result<(u64, i128)> {
 }
 
 /// Why a local file no longer matches the plan, if it does not.
-pub(crate) fn moved_since_plan(f: &FileChange) -> Option<String> {
+pub fn moved_since_plan(f: &FileChange) -> Option<String> {
     match stat(&f.local_path) {
         Err(e) => Some(format!("cannot read `{}`: {e}", f.local_path.display())),
         Ok((size, _)) if size != f.size => Some(format!(

@@ -1,7 +1,10 @@
 //! Command-line types (clap) and dispatch: args → settings → library call → exit code.
 //! Must not contain logic beyond resolving settings and rendering the outcome.
 
+mod apply;
 mod hub_serve;
+mod plan;
+mod progress;
 mod schema;
 mod validate;
 
@@ -51,6 +54,10 @@ pub struct ManifestArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Show what apply would change: the Hub compared with the manifest and local folders.
+    Plan(plan::PlanArgs),
+    /// Make the Hub match the manifest (asks first on a terminal), or apply a saved plan.
+    Apply(apply::ApplyArgs),
     /// Check a manifest without touching the network or the mapped folders.
     Validate(validate::ValidateArgs),
     /// Print the manifest's JSON Schema.
@@ -69,7 +76,10 @@ pub enum HubCommand {
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     init_logging(&cli.global);
+    let global = cli.global;
     let result = match cli.command {
+        Command::Plan(args) => plan::exec(args, &global),
+        Command::Apply(args) => apply::exec(args, &global),
         Command::Validate(args) => validate::exec(args),
         Command::Schema(args) => schema::exec(args),
         Command::Hub(HubCommand::Serve(args)) => hub_serve::exec(args),
@@ -110,4 +120,15 @@ fn init_logging(global: &GlobalArgs) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// The async runtime commands run on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            what: "start the async runtime".into(),
+            source,
+        })
 }

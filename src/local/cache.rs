@@ -48,6 +48,10 @@ struct Entry {
     inode: u64,
     sha256: String,
     git_oid: Option<String>,
+    /// A NUL byte in the first 512 bytes; absent in caches written before it was recorded,
+    /// which then count as misses.
+    #[serde(default)]
+    binary: Option<bool>,
     /// Looked up or recorded since loading; unseen entries are re-checked on save.
     #[serde(skip)]
     seen: bool,
@@ -159,19 +163,20 @@ impl HashCache {
         self.entries.is_empty()
     }
 
-    /// The cached `(sha256, git_oid)` of the file `key` when `stat` still identifies the version
-    /// that was hashed.
+    /// The cached `(sha256, git_oid, binary)` of the file `key` when `stat` still identifies the
+    /// version that was hashed.
     pub(crate) fn lookup(
         &mut self,
         key: &str,
         stat: &FileStat,
-    ) -> Option<(String, Option<String>)> {
+    ) -> Option<(String, Option<String>, bool)> {
         let entry = self.entries.get_mut(key)?;
         if entry.stat() != *stat {
             return None;
         }
+        let binary = entry.binary?;
         entry.seen = true;
-        Some((entry.sha256.clone(), entry.git_oid.clone()))
+        Some((entry.sha256.clone(), entry.git_oid.clone(), binary))
     }
 
     /// Records a fresh hash of the file `key`; returns whether it was cached (it is not when the
@@ -189,6 +194,7 @@ impl HashCache {
             inode: hashed.stat.inode,
             sha256: hashed.sha256.clone(),
             git_oid: hashed.git_oid.clone(),
+            binary: Some(hashed.binary),
             seen: true,
         };
         self.entries.insert(key, entry);
@@ -294,6 +300,7 @@ mod tests {
             stat,
             sha256: sha.to_string(),
             git_oid: Some("g".repeat(40)),
+            binary: false,
             started_ns: stat.changed_ns() + 10_000_000_000,
         }
     }
@@ -331,7 +338,7 @@ mod tests {
         assert_eq!(again.len(), 1);
         assert_eq!(
             again.lookup(&key, &stat),
-            Some(("abc".to_string(), Some("g".repeat(40))))
+            Some(("abc".to_string(), Some("g".repeat(40)), false))
         );
         let mut other = stat;
         other.mtime_ns += 1;

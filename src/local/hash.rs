@@ -17,12 +17,13 @@ use sha2::{Digest, Sha256};
 use super::LocalError;
 use crate::api::{LFS_THRESHOLD, git_blob_hasher};
 
-/// Read size. Measured on this project's 2-core Zen 4 VM (page cache warm), read + SHA-256 runs at
-/// about 75% of SHA-256 alone from 64 KiB to 1 MiB buffers, 128–256 KiB being a point or two
-/// better: the copy out of the page cache is the remaining cost, and a 256 KiB buffer stays in L2
-/// between that copy and the hash. `mmap` was measured too: at best 81% (with `MAP_POPULATE`),
-/// and it turns a file truncated while being read (a trainer re-saving a checkpoint in place)
-/// into a SIGBUS that kills the process, so it is not used.
+/// Read size. On this project's 2-core Zen 4 VM (page cache warm) reads of 64 KiB to 1 MiB were
+/// within a few points of each other, the smaller ones slightly ahead: a 256 KiB buffer stays in
+/// the 1 MiB L2 between the copy out of the page cache and the hash, and that copy is the only
+/// cost left beside SHA-256 (`examples/bench_scan.rs` measures 82–89% of sha2 × cores on an idle
+/// machine). `mmap` was tried: only a few points faster in a single-thread test, and it turns a
+/// file truncated while being read (a trainer re-saving a checkpoint in place) into a SIGBUS that
+/// kills the process, so it is not used.
 pub(crate) const BUFFER_SIZE: usize = 256 << 10;
 
 /// How many times a file that changes while it is being read is re-read before giving up.
@@ -105,6 +106,8 @@ pub(crate) struct Hashed {
     pub sha256: String,
     /// Lowercase hex; `None` above [`LFS_THRESHOLD`].
     pub git_oid: Option<String>,
+    /// A NUL byte in the first 512 bytes: the Hub stores such files with LFS.
+    pub binary: bool,
     /// When reading started, nanoseconds since the epoch; the cache compares it with the file's
     /// times to decide whether the result is safe to keep (see `HashCache::racy_window`).
     pub started_ns: i64,
@@ -160,6 +163,7 @@ fn hash_file_with(
             let mut sha256 = Sha256::new();
             let mut sha1 = (before.size <= LFS_THRESHOLD).then(|| git_blob_hasher(before.size));
             let mut read = 0u64;
+            let mut binary = false;
             loop {
                 let n = match file.read(buf) {
                     Ok(0) => break,
@@ -168,6 +172,10 @@ fn hash_file_with(
                     Err(e) => return Err(io(e)),
                 };
                 let chunk = &buf[..n];
+                if read < 512 {
+                    let head = (512 - read as usize).min(n);
+                    binary |= chunk[..head].contains(&0);
+                }
                 sha256.update(chunk);
                 if let Some(h) = sha1.as_mut() {
                     h.update(chunk);
@@ -183,6 +191,7 @@ fn hash_file_with(
                     stat: before,
                     sha256: hex::encode(sha256.finalize()),
                     git_oid: sha1.map(|h| hex::encode(h.finalize())),
+                    binary,
                     started_ns,
                 });
             }

@@ -131,6 +131,8 @@ pub struct LocalFile {
     /// [`LFS_THRESHOLD`](crate::api::LFS_THRESHOLD) bytes; `None` above, where the git oid is
     /// that of the LFS pointer (see [`lfs_git_oid`](crate::api::lfs_git_oid)).
     pub git_oid: Option<String>,
+    /// A NUL byte in the first 512 bytes (the Hub then stores the file with LFS).
+    pub binary: bool,
 }
 
 impl LocalFile {
@@ -277,10 +279,12 @@ pub async fn scan(
         for file in walked.files {
             let key = cache_key(&file.abs);
             match cache.lookup(&key, &file.stat) {
-                Some((sha256, git_oid)) => {
+                Some((sha256, git_oid, binary)) => {
                     result.stats.cache_hits += 1;
-                    tree.files
-                        .insert(file.rel, local_file(file.abs, file.stat, sha256, git_oid));
+                    tree.files.insert(
+                        file.rel,
+                        local_file(file.abs, file.stat, sha256, git_oid, binary),
+                    );
                 }
                 None => match job_of_key.get(&key) {
                     Some(&j) => jobs[j].trees.push((index, file.rel)),
@@ -351,6 +355,7 @@ pub async fn scan(
                                 h.stat,
                                 h.sha256.clone(),
                                 h.git_oid.clone(),
+                                h.binary,
                             );
                             result.trees[index].files.insert(rel, file);
                         }
@@ -390,8 +395,15 @@ fn cache_key(abs: &Path) -> String {
     abs.to_string_lossy().into_owned()
 }
 
-fn local_file(abs: PathBuf, stat: FileStat, sha256: String, git_oid: Option<String>) -> LocalFile {
+fn local_file(
+    abs: PathBuf,
+    stat: FileStat,
+    sha256: String,
+    git_oid: Option<String>,
+    binary: bool,
+) -> LocalFile {
     LocalFile {
+        binary,
         abs,
         size: stat.size,
         mtime_ns: stat.mtime_ns,

@@ -71,8 +71,7 @@ impl Scope {
                 None => return false,
             }
         };
-        self.include.as_ref().is_none_or(|g| g.is_match(rel))
-            && !self.exclude.as_ref().is_some_and(|g| g.is_match(rel))
+        self.filter.matches(rel)
     }
 }
 
@@ -327,7 +326,11 @@ fn plan_repo(d: &DesiredRepo, snapshot: Option<&RemoteSnapshot>) -> Result<RepoP
                 }
             }
             // Only variables hubsync set are deleted; others were made by hand and are left alone.
-            for k in rs.variables.keys().filter(|k| !vars.contains_key(*k) && rs.managed_variables.contains(*k)) {
+            for k in rs
+                .variables
+                .keys()
+                .filter(|k| !vars.contains_key(*k) && rs.managed_variables.contains(*k))
+            {
                 actions.push(Action::VariableDelete { key: k.clone() });
             }
         }
@@ -346,8 +349,18 @@ fn plan_repo(d: &DesiredRepo, snapshot: Option<&RemoteSnapshot>) -> Result<RepoP
                 }
             }
             // Likewise only secrets hubsync set (they carry its fingerprint).
-            let managed = |k: &String| rs.secrets[k].description.as_deref().and_then(super::secrets::parse).is_some();
-            for k in rs.secrets.keys().filter(|k| !secrets.contains_key(*k) && managed(k)) {
+            let managed = |k: &String| {
+                rs.secrets[k]
+                    .description
+                    .as_deref()
+                    .and_then(super::secrets::parse)
+                    .is_some()
+            };
+            for k in rs
+                .secrets
+                .keys()
+                .filter(|k| !secrets.contains_key(*k) && managed(k))
+            {
                 actions.push(Action::SecretDelete { key: k.clone() });
             }
         }

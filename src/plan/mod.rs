@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use batch::{CommitBatch, split_commits};
-pub use compute::{DesiredFile, DesiredRepo, DesiredSpace, PlanError, Scope, compute};
+pub use compute::{DesiredFile, DesiredRepo, DesiredSpace, PlanError, Scope, TagSpec, compute};
 
 use crate::api::RepoType;
 

@@ -150,7 +150,10 @@ pub async fn snapshot(client: &HubClient, target: &Target) -> Result<RemoteSnaps
             .filter(|(_, v)| v.description.as_deref() == Some(MANAGED_VARIABLE))
             .map(|(k, _)| k.clone())
             .collect();
-        let variables = raw_variables.into_iter().map(|(k, v)| (k, v.value)).collect();
+        let variables = raw_variables
+            .into_iter()
+            .map(|(k, v)| (k, v.value))
+            .collect();
         let secrets = client
             .get_space_secrets(id)
             .await?
@@ -170,6 +173,7 @@ pub async fn snapshot(client: &HubClient, target: &Target) -> Result<RemoteSnaps
             hardware: runtime.hardware.requested,
             sleep_time: runtime.gc_timeout,
             variables,
+            managed_variables,
             secrets,
         })
     } else {
@@ -201,4 +205,23 @@ pub async fn snapshot_all(
         .buffer_unordered(CONCURRENT_REPOS)
         .try_collect()
         .await
+}
+
+/// Just the head of the target branch: `None` when the repo does not exist, `Some(None)` when
+/// the branch does not. Two requests; used to check a saved plan is still current.
+pub async fn snapshot_head(
+    client: &HubClient,
+    target: &Target,
+) -> Result<Option<Option<String>>, HubError> {
+    let (t, id) = (target.repo_type, &target.id);
+    if client.try_repo_info(t, id, None).await?.is_none() {
+        return Ok(None);
+    }
+    let refs = client.list_refs(t, id, false).await?;
+    Ok(Some(
+        refs.branches
+            .into_iter()
+            .find(|b| b.name == target.revision)
+            .map(|b| b.target_commit),
+    ))
 }
