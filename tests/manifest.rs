@@ -641,6 +641,7 @@ fn examples_are_valid() {
         ("OPENAI_API_KEY", "sk-test"),
         ("RAG_DATABASE_URL", "postgres://test"),
         ("ACME_HF_READ_TOKEN", "hf_test"),
+        ("HUBSYNC_DEMO_API_KEY", "demo"),
     ]);
     let mut seen = 0;
     for entry in std::fs::read_dir(repo_root().join("examples")).unwrap() {
@@ -659,7 +660,7 @@ fn examples_are_valid() {
         }
         seen += 1;
     }
-    assert!(seen >= 3, "expected the three example manifests");
+    assert!(seen >= 4, "expected the demo's and three realistic example manifests");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use super::{GlobalArgs, ManifestArgs, progress};
 use crate::apply::{self, ApplyEvent, ApplyOptions, ApplyReport};
 use crate::exit_code;
 use crate::ops::{self, HubSettings, PlanOptions};
-use crate::render::{self, bytes};
+use crate::render;
 
 /// How apply reports progress on stdout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -140,7 +140,7 @@ pub fn exec(args: ApplyArgs, global: &GlobalArgs) -> Result<i32, crate::Error> {
     let emit = |e: ApplyEvent| {
         if json {
             print(&serde_json::to_string(&e).unwrap_or_default());
-        } else if !quiet && let Some(line) = human_event(&e) {
+        } else if !quiet && let Some(line) = render::human::apply_event(&e) {
             eprintln!("{line}");
         }
     };
@@ -151,94 +151,9 @@ pub fn exec(args: ApplyArgs, global: &GlobalArgs) -> Result<i32, crate::Error> {
     };
     let report = rt.block_on(apply::apply(&client, &plan, &secrets, &opts, &emit));
     if !json {
-        print(&human_report(&report));
+        print(&render::human::apply_report(&report));
     }
     finish(report)
-}
-
-/// One progress line for a human, on stderr.
-fn human_event(e: &ApplyEvent) -> Option<String> {
-    Some(match e {
-        ApplyEvent::RepoCreated { repo, .. } => format!("created `{repo}`"),
-        ApplyEvent::UploadStarted { .. } => return None,
-        ApplyEvent::UploadDone {
-            repo,
-            path,
-            size,
-            skipped: false,
-        } => {
-            format!(
-                "uploaded `{}` to `{repo}` ({})",
-                render::sanitize(path),
-                bytes(*size)
-            )
-        }
-        ApplyEvent::UploadDone { .. } => return None,
-        ApplyEvent::UploadFailed { repo, path, error } => {
-            format!(
-                "error: `{}` of `{repo}` was not uploaded: {}",
-                render::sanitize(path),
-                render::sanitize(error)
-            )
-        }
-        ApplyEvent::CommitCreated {
-            repo,
-            commit,
-            files,
-            ..
-        } => {
-            format!(
-                "committed {} to `{repo}` ({files} file changes)",
-                &commit[..commit.len().min(7)]
-            )
-        }
-        ApplyEvent::RefCreated {
-            repo, kind, name, ..
-        } => format!("{kind} `{}` set on `{repo}`", render::sanitize(name)),
-        ApplyEvent::SettingChanged { repo, setting, .. } => {
-            format!("{setting} updated on `{repo}`")
-        }
-        ApplyEvent::HeadMoved { repo, from, to } => format!(
-            "`{repo}` moved from {} to {} while applying; continuing on top of it",
-            &from[..from.len().min(7)],
-            &to[..to.len().min(7)]
-        ),
-        ApplyEvent::Done { .. } => return None,
-    })
-}
-
-/// The final report: per repo, commits (ids and URLs), bytes uploaded, time taken.
-fn human_report(report: &ApplyReport) -> String {
-    let mut out = String::from("\nApply complete.\n");
-    if !report.ok() {
-        out = String::from("\nApply finished with errors.\n");
-    }
-    for r in &report.repos {
-        out.push_str(&format!(
-            "  {} {}: {} commit{}, {} uploaded in {:.1}s\n",
-            r.repo_type,
-            r.id,
-            r.commits.len(),
-            if r.commits.len() == 1 { "" } else { "s" },
-            bytes(r.bytes_uploaded),
-            r.elapsed_ms as f64 / 1000.0
-        ));
-        for c in &r.commits {
-            out.push_str(&format!(
-                "    {}  {}\n",
-                &c.oid[..c.oid.len().min(7)],
-                c.url
-            ));
-        }
-        for (path, why) in &r.failed_files {
-            out.push_str(&format!(
-                "    failed: {}: {}\n",
-                render::sanitize(path),
-                render::sanitize(why)
-            ));
-        }
-    }
-    out.trim_end().to_string()
 }
 
 fn finish(report: ApplyReport) -> Result<i32, crate::Error> {

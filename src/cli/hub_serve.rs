@@ -116,7 +116,8 @@ pub fn exec(args: ServeArgs) -> Result<i32, crate::Error> {
     })
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C, or SIGTERM on Unix.
+pub(super) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -2,6 +2,7 @@
 //! Must not contain logic beyond resolving settings and rendering the outcome.
 
 mod apply;
+mod demo;
 mod hub_serve;
 mod plan;
 mod progress;
@@ -62,6 +63,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Print the manifest's JSON Schema.
     Schema(schema::SchemaArgs),
+    /// Try hubsync on an embedded local Hub: plan, apply and re-plan an example manifest.
+    Demo(demo::DemoArgs),
     /// Run the local Hub.
     #[command(subcommand)]
     Hub(HubCommand),
@@ -82,6 +85,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Apply(args) => apply::exec(args, &global),
         Command::Validate(args) => validate::exec(args),
         Command::Schema(args) => schema::exec(args),
+        Command::Demo(args) => demo::exec(args, &global),
         Command::Hub(HubCommand::Serve(args)) => hub_serve::exec(args),
     };
     match result {

@@ -1,6 +1,8 @@
 //! Library entry points, one per verb: they wire the stages together (manifest → local scan →
 //! remote snapshot → plan → apply) and return data; they never print. `cli` renders.
 
+pub mod demo;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -96,7 +98,16 @@ pub struct Planned {
 
 /// Loads and validates the manifest, keeping only the `--repo` selection.
 pub fn load_manifest(path: &Path, repos: &[String]) -> Result<Manifest, Error> {
-    let mut m = manifest::load(path, &manifest::process_env)?;
+    load_manifest_with_env(path, repos, &manifest::process_env)
+}
+
+/// [`load_manifest`] with another environment for `${VAR}` values.
+pub fn load_manifest_with_env(
+    path: &Path,
+    repos: &[String],
+    getenv: manifest::Env<'_>,
+) -> Result<Manifest, Error> {
+    let mut m = manifest::load(path, getenv)?;
     if !repos.is_empty() {
         for r in repos {
             if !m.repos.iter().any(|spec| spec.id.to_string() == *r) {
@@ -134,18 +145,30 @@ pub fn cache_path(m: &Manifest) -> PathBuf {
     m.base_dir.join(".hubsync").join("hash-cache.json")
 }
 
-/// manifest → local scan → remote snapshot → plan.
+/// manifest → local scan → remote snapshot → plan, reading `${VAR}`s and `HF_*` settings from
+/// the process environment.
 pub async fn plan(
     opts: &PlanOptions,
     progress: impl Fn(crate::local::ProgressEvent),
 ) -> Result<Planned, Error> {
-    let m = load_manifest(&opts.manifest, &opts.repos)?;
+    plan_with_env(opts, &manifest::process_env, progress).await
+}
+
+/// [`plan`] with another environment: `getenv` supplies the manifest's `${VAR}` secret values
+/// and the `HF_*` settings (`hubsync demo` uses it to give its Space a secret without touching
+/// the process environment).
+pub async fn plan_with_env(
+    opts: &PlanOptions,
+    getenv: &(dyn Fn(&str) -> Option<String> + Sync),
+    progress: impl Fn(crate::local::ProgressEvent),
+) -> Result<Planned, Error> {
+    let m = load_manifest_with_env(&opts.manifest, &opts.repos, getenv)?;
     manifest::check_paths(&m)?;
     let hub = HubSettings::resolve(
         opts.endpoint.as_deref(),
         opts.token.as_deref(),
         m.endpoint.as_deref(),
-        &|k| std::env::var(k).ok(),
+        getenv,
     );
     let client = hub.client()?;
 

@@ -1,7 +1,8 @@
 //! The human plan: `+` add, `~` change, `-` delete, grouped by repo with its base commit, and a
-//! summary line.
+//! summary line; apply's progress lines and final report; the demo's closing notes.
 
 use super::{Style, TextDiffs, bytes, sanitize};
+use crate::apply::{ApplyEvent, ApplyReport};
 use crate::plan::{Action, Effect, Plan, RepoPlan, SecretReason};
 
 const GREEN: &str = "32";
@@ -175,4 +176,185 @@ pub fn action_lines(repo: &RepoPlan, diffs: &TextDiffs, style: Style) -> Vec<Str
         }
     }
     lines
+}
+
+/// One progress line for a human, on stderr.
+pub fn apply_event(e: &ApplyEvent) -> Option<String> {
+    Some(match e {
+        ApplyEvent::RepoCreated { repo, .. } => format!("created `{repo}`"),
+        ApplyEvent::UploadStarted { .. } => return None,
+        ApplyEvent::UploadDone {
+            repo,
+            path,
+            size,
+            skipped: false,
+        } => {
+            format!(
+                "uploaded `{}` to `{repo}` ({})",
+                sanitize(path),
+                bytes(*size)
+            )
+        }
+        ApplyEvent::UploadDone { .. } => return None,
+        ApplyEvent::UploadFailed { repo, path, error } => {
+            format!(
+                "error: `{}` of `{repo}` was not uploaded: {}",
+                sanitize(path),
+                sanitize(error)
+            )
+        }
+        ApplyEvent::CommitCreated {
+            repo,
+            commit,
+            files,
+            ..
+        } => {
+            format!(
+                "committed {} to `{repo}` ({files} file changes)",
+                &commit[..commit.len().min(7)]
+            )
+        }
+        ApplyEvent::RefCreated {
+            repo, kind, name, ..
+        } => format!("{kind} `{}` set on `{repo}`", sanitize(name)),
+        ApplyEvent::SettingChanged { repo, setting, .. } => {
+            format!("{setting} updated on `{repo}`")
+        }
+        ApplyEvent::HeadMoved { repo, from, to } => format!(
+            "`{repo}` moved from {} to {} while applying; continuing on top of it",
+            &from[..from.len().min(7)],
+            &to[..to.len().min(7)]
+        ),
+        ApplyEvent::Done { .. } => return None,
+    })
+}
+
+/// The final report: per repo, commits (ids and URLs), bytes uploaded, time taken.
+pub fn apply_report(report: &ApplyReport) -> String {
+    let mut out = String::from("\nApply complete.\n");
+    if !report.ok() {
+        out = String::from("\nApply finished with errors.\n");
+    }
+    for r in &report.repos {
+        out.push_str(&format!(
+            "  {} {}: {} commit{}, {} uploaded in {:.1}s\n",
+            r.repo_type,
+            r.id,
+            r.commits.len(),
+            if r.commits.len() == 1 { "" } else { "s" },
+            bytes(r.bytes_uploaded),
+            r.elapsed_ms as f64 / 1000.0
+        ));
+        for c in &r.commits {
+            out.push_str(&format!(
+                "    {}  {}\n",
+                &c.oid[..c.oid.len().min(7)],
+                c.url
+            ));
+        }
+        for (path, why) in &r.failed_files {
+            out.push_str(&format!(
+                "    failed: {}: {}\n",
+                sanitize(path),
+                sanitize(why)
+            ));
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// What the demo prints on stdout for a step (apply's own events go to stderr, as in `apply`).
+pub fn demo_step(step: &crate::ops::demo::DemoStep<'_>, style: Style) -> Option<String> {
+    use crate::ops::demo::DemoStep;
+    Some(match step {
+        DemoStep::HubStarted { url, data_dir } => format!(
+            "Started a local Hub at {url} (data in `{}`).",
+            data_dir.display()
+        ),
+        DemoStep::WorkspaceWritten {
+            manifest,
+            files,
+            bytes: n,
+        } => format!(
+            "Wrote the example manifest `{}` (examples/demo.yaml) and its folders: {files} files, {}.\n\
+             The Space secret `API_KEY` takes its value from `${}`, which the demo sets for itself.",
+            manifest.display(),
+            bytes(*n),
+            crate::ops::demo::SECRET_ENV,
+        ),
+        DemoStep::Planned { plan: p, diffs } => format!(
+            "\n{}\n\n{}",
+            style.paint(BOLD, "==> hubsync plan"),
+            plan(p, diffs, style).trim_end()
+        ),
+        DemoStep::Apply(_) => return None,
+        DemoStep::Applied(report) => format!(
+            "\n{}\n{}",
+            style.paint(BOLD, "==> hubsync apply --auto-approve"),
+            apply_report(report)
+        ),
+        DemoStep::Replanned { plan: p } => format!(
+            "\n{}\n\n{}",
+            style.paint(BOLD, "==> hubsync plan (again)"),
+            plan(p, &super::TextDiffs::new(), style).trim_end()
+        ),
+    })
+}
+
+/// The demo's closing notes: where the hub is and how to point `huggingface_hub` and hubsync
+/// at it.
+pub fn demo_connect(demo: &crate::ops::demo::Demo, keep_serving: bool, style: Style) -> String {
+    use crate::ops::demo::TOKEN;
+    let url = &demo.url;
+    let model = demo
+        .repos
+        .iter()
+        .find(|(t, _)| *t == crate::api::RepoType::Model)
+        .map(|(_, id)| id.as_str())
+        .unwrap_or("demo/tiny-model");
+    let space = demo
+        .repos
+        .iter()
+        .find(|(t, _)| *t == crate::api::RepoType::Space)
+        .map(|(_, id)| id.as_str())
+        .unwrap_or("demo/tiny-space");
+    let workspace = demo
+        .manifest
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let lines = [
+        format!("The local Hub is at {url}; its token (valid on this hub only) is `{TOKEN}`."),
+        "Point huggingface_hub at it (with Xet off: the local Hub speaks the classic LFS protocol),\n\
+             for example from a shell:"
+            .to_string(),
+        String::new(),
+        format!("export HF_ENDPOINT={url}"),
+        format!("export HF_TOKEN={TOKEN}"),
+        "export HF_HUB_DISABLE_XET=1".to_string(),
+        "python - <<'EOF'".to_string(),
+        "from huggingface_hub import HfApi, snapshot_download".to_string(),
+        "api = HfApi()".to_string(),
+        format!("for c in api.list_repo_commits(\"{model}\"):"),
+        "    print(c.commit_id[:7], c.title)".to_string(),
+        format!("print(api.get_space_runtime(\"{space}\").requested_hardware)"),
+        format!("print(snapshot_download(\"{model}\", revision=\"v1.0\"))"),
+        "EOF".to_string(),
+        String::new(),
+        "Or run hubsync against it:".to_string(),
+        String::new(),
+        format!("cd '{workspace}'"),
+        format!("HF_ENDPOINT={url} HF_TOKEN={TOKEN} hubsync plan"),
+        "(then edit a file under `model/` and run `hubsync apply`)".to_string(),
+        String::new(),
+    ];
+    let mut out = format!("\n{}\n\n{}\n", style.paint(BOLD, "==> Try it"), lines.join("\n"));
+    if keep_serving {
+        out.push_str("The hub keeps running until Ctrl-C; its data is deleted then.");
+    } else {
+        out.push_str(
+            "The hub stops, and its data is deleted, as this command exits; run `hubsync demo --keep-serving` to keep it running.",
+        );
+    }
+    out
 }
