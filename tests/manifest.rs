@@ -660,7 +660,10 @@ fn examples_are_valid() {
         }
         seen += 1;
     }
-    assert!(seen >= 4, "expected the demo's and three realistic example manifests");
+    assert!(
+        seen >= 4,
+        "expected the demo's and three realistic example manifests"
+    );
 }
 
 #[test]

@@ -42,12 +42,13 @@ impl Uploaded {
 }
 
 /// Size and mtime of a file now, to compare with the plan.
-pub(crate) fn stat(path: &Path) -> std::io::Result<(u64, i128)> {
+pub(crate) fn stat(path: &Path) -> std::io::Result<(u64, i64)> {
     let meta = std::fs::metadata(path)?;
+    // Nanoseconds since the epoch, as the local scan records them (an i64 lasts until 2262).
     let mtime = meta
         .modified()?
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
+        .map(|d| d.as_nanos() as i64)
         .unwrap_or(0);
     Ok((meta.len(), mtime))
 }

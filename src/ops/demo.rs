@@ -50,7 +50,10 @@ pub enum DemoStep<'a> {
         bytes: u64,
     },
     /// The first plan: everything to create.
-    Planned { plan: &'a Plan, diffs: &'a TextDiffs },
+    Planned {
+        plan: &'a Plan,
+        diffs: &'a TextDiffs,
+    },
     /// Something apply did.
     Apply(ApplyEvent),
     /// Apply finished.
@@ -78,7 +81,10 @@ impl Demo {
 
 /// Runs the demo: hub, workspace, plan, apply, re-plan. Fails when apply fails or when the
 /// second plan still has changes (the hub and the planner disagree: a bug).
-pub async fn run(opts: &DemoOptions, on_step: &(dyn Fn(DemoStep<'_>) + Sync)) -> Result<Demo, Error> {
+pub async fn run(
+    opts: &DemoOptions,
+    on_step: &(dyn Fn(DemoStep<'_>) + Sync),
+) -> Result<Demo, Error> {
     let workspace = opts.root.join("workspace");
     let data_dir = opts.root.join("hub");
     let manifest = workspace.join(crate::manifest::DEFAULT_FILE);
@@ -308,6 +314,10 @@ mod tests {
         let m = crate::manifest::load(&dir.path().join("hubsync.yaml"), &env).unwrap();
         crate::manifest::check_paths(&m).unwrap();
         assert_eq!(m.repos.len(), 3);
-        assert!(m.repos.iter().all(|r| r.id.to_string().starts_with("demo/")));
+        assert!(
+            m.repos
+                .iter()
+                .all(|r| r.id.to_string().starts_with("demo/"))
+        );
     }
 }

@@ -184,7 +184,7 @@ pub struct FileChange {
     pub uploaded: bool,
     /// The local file and its modification time when planned (staleness check).
     pub local_path: PathBuf,
-    pub mtime_ns: i128,
+    pub mtime_ns: i64,
 }
 
 /// Totals over all repos.
@@ -260,3 +260,73 @@ pub fn summarize(repos: &[RepoPlan]) -> Summary {
 
 /// Everything the remote side looked like, per repo, as the planner sees it.
 pub type RemoteMap = BTreeMap<(RepoType, String), crate::remote::RemoteSnapshot>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_round_trips_through_json() {
+        // `plan -o` then `apply PLANFILE`: every action must read back as written (internally
+        // tagged enums buffer their fields, which rules out 128-bit integers, for example).
+        let file = FileChange {
+            path: "weights/model.safetensors".into(),
+            size: 438_000_000,
+            sha256: "a".repeat(64),
+            git_oid: "b".repeat(40),
+            lfs: true,
+            old_git_oid: Some("c".repeat(40)),
+            uploaded: true,
+            local_path: "/data/model.safetensors".into(),
+            mtime_ns: 1_790_000_000_123_456_789,
+        };
+        let repo = RepoPlan {
+            id: "alice/m".into(),
+            repo_type: RepoType::Space,
+            revision: "main".into(),
+            base_commit: Some("d".repeat(40)),
+            default_branch_commit: Some("d".repeat(40)),
+            actions: vec![
+                Action::RepoCreate {
+                    private: true,
+                    sdk: Some("gradio".into()),
+                },
+                Action::FileAdd(file.clone()),
+                Action::FileUpdate(file),
+                Action::FileDelete {
+                    path: "old.bin".into(),
+                    size: 3,
+                    old_git_oid: "e".repeat(40),
+                },
+                Action::TagMove {
+                    name: "v1".into(),
+                    from: "f".repeat(40),
+                    to: "d".repeat(40),
+                },
+                Action::SpaceSleepTime {
+                    from: Some(172_800),
+                    to: -1,
+                },
+                Action::SecretChange {
+                    key: "K".into(),
+                    reason: SecretReason::EditedElsewhere,
+                },
+            ],
+            commits: 1,
+            upload_bytes: 438_000_000,
+            commit: CommitSettings {
+                message: "m".into(),
+                max_files: 100,
+                max_bytes: 5_000_000_000,
+            },
+        };
+        let plan = Plan {
+            schema_version: SCHEMA_VERSION,
+            summary: summarize(std::slice::from_ref(&repo)),
+            repos: vec![repo],
+        };
+        let text = crate::render::json(&plan);
+        let back: Plan = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, plan);
+    }
+}

@@ -348,7 +348,11 @@ pub fn demo_connect(demo: &crate::ops::demo::Demo, keep_serving: bool, style: St
         "(then edit a file under `model/` and run `hubsync apply`)".to_string(),
         String::new(),
     ];
-    let mut out = format!("\n{}\n\n{}\n", style.paint(BOLD, "==> Try it"), lines.join("\n"));
+    let mut out = format!(
+        "\n{}\n\n{}\n",
+        style.paint(BOLD, "==> Try it"),
+        lines.join("\n")
+    );
     if keep_serving {
         out.push_str("The hub keeps running until Ctrl-C; its data is deleted then.");
     } else {

@@ -3,4 +3,7 @@
 
 mod common;
 
+mod apply;
 mod client;
+mod crash;
+mod demo;

@@ -15,6 +15,10 @@
 
 #![allow(dead_code)]
 
+pub mod workspace;
+
+pub use workspace::{Run, Workspace};
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,371 @@
+//! Crash safety (DESIGN.md, "Apply semantics"): `kill -9` apply at seeded points during the
+//! uploads and during the commit series, then apply again until it succeeds. After each
+//! scenario the branch must hold exactly the desired files, no commit may repeat a change (every
+//! commit changes exactly the paths its description lists, and each path changes once), and no
+//! LFS object may have been installed twice (the hub counts only completed uploads, so the count
+//! must equal the number of distinct objects). The same holds against a hub that fails, resets
+//! connections and loses commit answers at random.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufRead;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use hubsync::api::RepoType;
+use sha2::Digest;
+
+use crate::common::workspace::pseudo_random;
+use crate::common::{TestHub, Workspace};
+
+/// A small deterministic generator for the kill points (splitmix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `lo..=hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+/// The local folder of one scenario: LFS shards (two with the same content), and small files.
+struct Desired {
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Desired {
+    fn new(seed: u64, shards: usize, small: usize) -> Desired {
+        let mut files = BTreeMap::new();
+        for i in 0..shards {
+            let len = 120_000 + (i as usize % 4) * 40_000;
+            files.insert(
+                format!("weights/shard-{i:02}.bin"),
+                pseudo_random(len, seed * 1000 + i as u64),
+            );
+        }
+        // The same content twice: one LFS object.
+        files.insert(
+            "weights/copy-of-shard-00.bin".to_string(),
+            files["weights/shard-00.bin"].clone(),
+        );
+        for i in 0..small {
+            files.insert(
+                format!("configs/sub-{}/file-{i:03}.json", i % 3),
+                format!("{{\"seed\": {seed}, \"i\": {i}}}\n").into_bytes(),
+            );
+        }
+        Desired { files }
+    }
+
+    fn write(&self, ws: &Workspace) {
+        for (path, data) in &self.files {
+            ws.write(&format!("out/{path}"), data);
+        }
+    }
+
+    fn lfs_objects(&self) -> usize {
+        self.files
+            .iter()
+            .filter(|(p, _)| p.ends_with(".bin"))
+            .map(|(_, d)| sha256(d))
+            .collect::<BTreeSet<_>>()
+            .len()
+    }
+}
+
+fn sha256(data: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+fn git_blob_oid(data: &[u8]) -> String {
+    use sha1::Digest as _;
+    let mut h = sha1::Sha1::new();
+    h.update(format!("blob {}\0", data.len()).as_bytes());
+    h.update(data);
+    hex::encode(h.finalize())
+}
+
+/// When to kill a run.
+#[derive(Clone, Copy, Debug)]
+enum KillAt {
+    /// After the Nth `upload_started` event, plus a delay.
+    Upload(usize, Duration),
+    /// After the Nth `commit_created` event, plus a delay.
+    Commit(usize, Duration),
+}
+
+/// Runs `apply -y --format json` and SIGKILLs it at `at`. Returns whether the kill happened
+/// (the run may finish first).
+fn apply_and_kill(ws: &Workspace, at: KillAt) -> bool {
+    let mut child = ws
+        .cmd(&["apply", "-y", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (want, n, delay) = match at {
+        KillAt::Upload(n, d) => ("upload_started", n, d),
+        KillAt::Commit(n, d) => ("commit_created", n, d),
+    };
+    let mut seen = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(line) => {
+                let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+                if v["type"] == want {
+                    seen += 1;
+                    if seen == n {
+                        std::thread::sleep(delay);
+                        break;
+                    }
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                assert!(Instant::now() < deadline, "apply hung");
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let killed = matches!(child.try_wait(), Ok(None));
+    let _ = child.kill();
+    let _ = child.wait();
+    killed
+}
+
+/// Applies until a run succeeds; returns the number of runs.
+fn converge(ws: &Workspace, max_runs: usize) -> usize {
+    for run in 1..=max_runs {
+        let r = ws.run(&["apply", "-y"]);
+        if r.code() == 0 {
+            return run;
+        }
+        assert!(
+            run < max_runs,
+            "apply did not converge in {max_runs} runs; last:\n{}\n{}",
+            r.stdout(),
+            r.stderr()
+        );
+    }
+    unreachable!()
+}
+
+/// The three properties, for repo `id` holding `desired` under `prefix`.
+fn assert_converged(
+    hub: &TestHub,
+    ws: &Workspace,
+    id: &str,
+    desired: &Desired,
+    lfs_before: u64,
+    what: &str,
+) {
+    let t = RepoType::Model;
+    // 1. Exactly the desired tree.
+    let files = hub.files(t, id, "main");
+    let got: BTreeSet<&str> = files
+        .keys()
+        .map(String::as_str)
+        .filter(|p| *p != ".gitattributes")
+        .collect();
+    let want: BTreeSet<&str> = desired.files.keys().map(String::as_str).collect();
+    assert_eq!(got, want, "{what}: the files on the hub");
+    for (path, data) in &desired.files {
+        let e = &files[path];
+        assert_eq!(e.size, data.len() as u64, "{what}: size of `{path}`");
+        match &e.lfs {
+            Some(lfs) => assert_eq!(lfs.oid, sha256(data), "{what}: content of `{path}`"),
+            None => assert_eq!(e.oid, git_blob_oid(data), "{what}: content of `{path}`"),
+        }
+    }
+    ws.run(&["plan", "--detailed-exitcode"]).assert_code(0);
+
+    // 2. No commit repeats a change: each commit changes exactly the paths it lists, and every
+    // path changes once over the whole history.
+    let history = hub.commits(t, id, "main");
+    let mut changed_once: BTreeMap<String, String> = BTreeMap::new();
+    for pair in history.windows(2) {
+        let (c, parent) = (&pair[0], &pair[1]);
+        assert_eq!(c.parents, vec![parent.id.clone()], "{what}: a linear chain");
+        let after = hub.files(t, id, &c.id);
+        let before = hub.files(t, id, &parent.id);
+        let diff: BTreeSet<String> = after
+            .iter()
+            .filter(|(p, e)| before.get(*p).map(|b| &b.oid) != Some(&e.oid))
+            .map(|(p, _)| p.clone())
+            .chain(before.keys().filter(|p| !after.contains_key(*p)).cloned())
+            .collect();
+        let listed: BTreeSet<String> = c
+            .message
+            .lines()
+            .filter_map(|l| l.strip_prefix("+ ").or_else(|| l.strip_prefix("~ ")))
+            .map(str::to_string)
+            .collect();
+        assert!(
+            !diff.is_empty(),
+            "{what}: commit {} `{}` changes nothing",
+            c.id,
+            c.title
+        );
+        assert_eq!(
+            diff, listed,
+            "{what}: commit {} changes what it lists",
+            c.id
+        );
+        for p in diff {
+            if let Some(other) = changed_once.insert(p.clone(), c.id.clone()) {
+                panic!("{what}: `{p}` changed by both {other} and {}", c.id);
+            }
+        }
+    }
+
+    // 3. No LFS object uploaded twice.
+    assert_eq!(
+        hub.stat("lfs_objects_uploaded") - lfs_before,
+        desired.lfs_objects() as u64,
+        "{what}: LFS objects installed, against distinct objects"
+    );
+}
+
+fn manifest(id: &str) -> String {
+    format!(
+        "version: 1\n\
+         defaults:\n  commit: {{ message: \"crash test\", max_files: 4 }}\n\
+         repos:\n  - id: {id}\n    files: [{{ local: ./out, prune: true }}]\n"
+    )
+}
+
+/// A hub slow enough that a kill lands inside a phase: uploads and commits take a while.
+fn slow_hub() -> TestHub {
+    TestHub::builder()
+        .page_size(None)
+        .admin()
+        .arg("--faults")
+        .arg("lfs_upload:delay=150ms,lfs_verify:delay=30ms,commit:delay=120ms")
+        .start()
+}
+
+/// One scenario per kill schedule: a fresh repo on `hub`, killed at each point in turn, then
+/// applied to convergence and checked.
+fn run_scenarios(hub: &TestHub, seed: u64, schedules: &[Vec<KillAt>]) {
+    for (i, kills) in schedules.iter().enumerate() {
+        let ws = Workspace::new(hub);
+        let id = format!("alice/crash-{seed}-{i}");
+        let desired = Desired::new(seed * 100 + i as u64, 10, 14);
+        desired.write(&ws);
+        ws.manifest(&manifest(&id));
+        let lfs_before = hub.stat("lfs_objects_uploaded");
+        let mut killed = 0;
+        for at in kills {
+            if apply_and_kill(&ws, *at) {
+                killed += 1;
+            }
+            // Let the hub finish what the dead process left in flight (longer than any delay),
+            // as a re-run after a crash would.
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        assert!(killed > 0, "scenario {i} ({kills:?}): no kill landed");
+        converge(&ws, 3);
+        assert_converged(
+            hub,
+            &ws,
+            &id,
+            &desired,
+            lfs_before,
+            &format!("scenario {i} {kills:?}"),
+        );
+    }
+}
+
+#[test]
+fn kill_9_during_uploads_then_reapply_converges() {
+    let hub = slow_hub();
+    let mut rng = Rng(0xC0FFEE);
+    // 10 shards and a copy: 10 distinct objects; kill after the 1st..10th upload started.
+    let schedules: Vec<Vec<KillAt>> = (0..6)
+        .map(|_| {
+            vec![KillAt::Upload(
+                rng.range(1, 10) as usize,
+                Duration::from_millis(rng.range(0, 200)),
+            )]
+        })
+        .collect();
+    run_scenarios(&hub, 1, &schedules);
+}
+
+#[test]
+fn kill_9_during_the_commit_series_then_reapply_converges() {
+    let hub = slow_hub();
+    let mut rng = Rng(0xBADC0DE);
+    // 25 files, 4 a commit: 7 commits; kill after the 1st..6th.
+    let mut schedules: Vec<Vec<KillAt>> = (0..6)
+        .map(|_| {
+            vec![KillAt::Commit(
+                rng.range(1, 6) as usize,
+                Duration::from_millis(rng.range(0, 150)),
+            )]
+        })
+        .collect();
+    // Twice in a row: during the uploads, then during the commits of the next run.
+    schedules.push(vec![
+        KillAt::Upload(
+            rng.range(2, 6) as usize,
+            Duration::from_millis(rng.range(0, 100)),
+        ),
+        KillAt::Commit(
+            rng.range(1, 3) as usize,
+            Duration::from_millis(rng.range(0, 100)),
+        ),
+    ]);
+    run_scenarios(&hub, 2, &schedules);
+}
+
+#[test]
+fn a_flaky_hub_that_loses_commit_answers_converges_with_no_duplicate() {
+    for seed in [1u64, 2, 3] {
+        let hub = TestHub::builder()
+            .page_size(None)
+            .admin()
+            .arg("--faults")
+            .arg(format!(
+                "seed={seed},http503=0.1,commit:lost_commit_response=0.3,reset=0.05"
+            ))
+            .start();
+        let ws = Workspace::new(&hub);
+        let id = format!("alice/flaky-{seed}");
+        let desired = Desired::new(900 + seed, 8, 20);
+        desired.write(&ws);
+        ws.manifest(&manifest(&id));
+        let runs = converge(&ws, 6);
+        assert_converged(
+            &hub,
+            &ws,
+            &id,
+            &desired,
+            0,
+            &format!("seed {seed} ({runs} runs)"),
+        );
+        let faults = &hub.stats()["faults"];
+        assert!(
+            faults.get("commit:lost_commit_response").is_some(),
+            "seed {seed}: no commit answer was lost; the test tests nothing: {faults}"
+        );
+    }
+}
