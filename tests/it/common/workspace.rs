@@ -139,20 +139,33 @@ impl Run {
 }
 
 impl TestHub {
-    /// `GET /admin/stats` (the hub must run with [`super::TestHubBuilder::admin`]).
+    /// `GET /admin/stats` (the hub must run with [`super::TestHubBuilder::admin`]). Retried, so
+    /// that it works against a hub injecting faults.
     pub fn stats(&self) -> serde_json::Value {
         let addr = self.url().trim_start_matches("http://").to_string();
-        let mut s = std::net::TcpStream::connect(&addr).expect("connect to the test hub");
-        write!(
-            s,
-            "GET /admin/stats HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-        assert!(head.contains(" 200 "), "GET /admin/stats: {head}");
-        serde_json::from_str(body).expect("stats are JSON")
+        let mut last = String::new();
+        for _ in 0..50 {
+            let answer = std::net::TcpStream::connect(&addr).and_then(|mut s| {
+                write!(
+                    s,
+                    "GET /admin/stats HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+                )?;
+                let mut text = String::new();
+                s.read_to_string(&mut text)?;
+                Ok(text)
+            });
+            match answer {
+                Ok(text) => match text.split_once("\r\n\r\n") {
+                    Some((head, body)) if head.contains(" 200 ") => {
+                        return serde_json::from_str(body).expect("stats are JSON");
+                    }
+                    _ => last = text,
+                },
+                Err(e) => last = e.to_string(),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("GET /admin/stats kept failing; last answer: {last}")
     }
 
     /// One counter of [`TestHub::stats`] (`commits_created`, `lfs_objects_uploaded`, …).
