@@ -4,3 +4,5 @@
 mod common;
 
 mod client;
+mod concurrency;
+mod leaks;
