@@ -20,6 +20,8 @@ pub enum Error {
     Stale(#[from] crate::ops::StalePlan),
     #[error("{0}")]
     Apply(String, Vec<String>),
+    #[error(transparent)]
+    Lock(#[from] crate::util::lock::LockError),
     #[error("{0}")]
     Usage(String),
     #[error("failed to {what}")]
@@ -43,6 +45,7 @@ impl Error {
             Error::Plan(e) => e.hints(),
             Error::Stale(_) => vec!["run `hubsync plan` again and apply the new plan".into()],
             Error::Apply(_, hints) => hints.clone(),
+            Error::Lock(e) => e.hints(),
             _ => Vec::new(),
         }
     }

@@ -64,6 +64,24 @@ pub fn exec(args: ApplyArgs, global: &GlobalArgs) -> Result<i32, crate::Error> {
         let _ = o.flush();
     };
 
+    // One apply per manifest folder at a time; a lock left by a dead process is recovered.
+    let lock_dir = match &planfile {
+        Some(p) if !manifest.file.exists() => {
+            p.parent().map(|d| d.to_path_buf()).unwrap_or_default()
+        }
+        _ => manifest
+            .file
+            .parent()
+            .map(|d| d.to_path_buf())
+            .unwrap_or_default(),
+    };
+    let lock_dir = if lock_dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        lock_dir
+    };
+    let _lock =
+        crate::util::lock::ApplyLock::acquire(&lock_dir.join(".hubsync").join("apply.lock"))?;
     let (plan, client, secrets) = match &planfile {
         Some(path) => {
             if !repos.is_empty() {
@@ -137,9 +155,16 @@ pub fn exec(args: ApplyArgs, global: &GlobalArgs) -> Result<i32, crate::Error> {
     }
 
     let quiet = global.quiet;
+    let bars = if json {
+        None
+    } else {
+        progress::ApplyBars::new(global, &plan)
+    };
     let emit = |e: ApplyEvent| {
         if json {
             print(&serde_json::to_string(&e).unwrap_or_default());
+        } else if let Some(bars) = &bars {
+            bars.event(&e, render::human::apply_event(&e));
         } else if !quiet && let Some(line) = render::human::apply_event(&e) {
             eprintln!("{line}");
         }
@@ -150,6 +175,9 @@ pub fn exec(args: ApplyArgs, global: &GlobalArgs) -> Result<i32, crate::Error> {
         parts: parts.max(1),
     };
     let report = rt.block_on(apply::apply(&client, &plan, &secrets, &opts, &emit));
+    if let Some(bars) = &bars {
+        bars.finish();
+    }
     if !json {
         print(&render::human::apply_report(&report));
     }

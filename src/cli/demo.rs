@@ -51,9 +51,11 @@ pub fn exec(args: DemoArgs, global: &GlobalArgs) -> Result<i32, crate::Error> {
             root: root.path().to_path_buf(),
         };
         let finished = demo::run(&opts, &on_step).await?;
+        // Handlers first, so a Ctrl-C right after the notes below stops the hub cleanly.
+        let signals = keep_serving.then(super::hub_serve::shutdown_signal);
         print(&render::human::demo_connect(&finished, keep_serving, style));
-        if keep_serving {
-            super::hub_serve::shutdown_signal().await;
+        if let Some(signals) = signals {
+            signals.await;
             eprintln!("shutting down");
         }
         finished.stop().await

@@ -54,3 +54,68 @@ impl Hashing {
         }
     }
 }
+
+/// Apply's bars: bytes uploaded, files committed, commits made. Event lines print above them.
+pub struct ApplyBars {
+    multi: indicatif::MultiProgress,
+    bytes: ProgressBar,
+    files: ProgressBar,
+    commits: ProgressBar,
+}
+
+impl ApplyBars {
+    /// `None` when bars are off (no terminal, `--no-progress`, `-q`).
+    pub fn new(global: &GlobalArgs, plan: &crate::plan::Plan) -> Option<ApplyBars> {
+        if !enabled(global) {
+            return None;
+        }
+        let multi = indicatif::MultiProgress::new();
+        let style = |t: &str| {
+            ProgressStyle::with_template(t).unwrap_or_else(|_| ProgressStyle::default_bar())
+        };
+        let files_total: usize = plan
+            .repos
+            .iter()
+            .map(|r| r.actions.iter().filter(|a| a.file_path().is_some()).count())
+            .sum();
+        let bytes = multi.add(ProgressBar::new(plan.summary.upload_bytes));
+        bytes.set_style(style(
+            "upload  {wide_bar} {bytes}/{total_bytes} {bytes_per_sec}",
+        ));
+        let files = multi.add(ProgressBar::new(files_total as u64));
+        files.set_style(style("files   {wide_bar} {pos}/{len}"));
+        let commits = multi.add(ProgressBar::new(plan.summary.commits as u64));
+        commits.set_style(style("commits {wide_bar} {pos}/{len}"));
+        Some(ApplyBars {
+            multi,
+            bytes,
+            files,
+            commits,
+        })
+    }
+
+    pub fn event(&self, e: &crate::apply::ApplyEvent, line: Option<String>) {
+        use crate::apply::ApplyEvent;
+        match e {
+            ApplyEvent::UploadDone {
+                size,
+                skipped: false,
+                ..
+            } => self.bytes.inc(*size),
+            ApplyEvent::CommitCreated { files, .. } => {
+                self.files.inc(*files as u64);
+                self.commits.inc(1);
+            }
+            _ => {}
+        }
+        if let Some(line) = line {
+            let _ = self.multi.println(line);
+        }
+    }
+
+    pub fn finish(&self) {
+        for b in [&self.bytes, &self.files, &self.commits] {
+            b.finish_and_clear();
+        }
+    }
+}

@@ -5,5 +5,7 @@ mod common;
 
 mod apply;
 mod client;
+mod concurrency;
 mod crash;
 mod demo;
+mod leaks;
