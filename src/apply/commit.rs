@@ -23,6 +23,13 @@ use crate::plan::{Action, LADDER, START_RUNG, file_order, next_batch, split_comm
 const MAX_RECOVERIES: usize = 10;
 /// How many times a rate-limited commit is retried.
 const MAX_RATE_LIMITED: usize = 6;
+/// A commit answered within this climbs one rung of the batch-size ladder ...
+const QUICK_COMMIT: Duration = Duration::from_secs(20);
+/// ... and one answered after this steps down one (the Hub times commits out at 60 s).
+const SLOW_COMMIT: Duration = Duration::from_secs(40);
+/// The next commit's regular files are read ahead only up to this many bytes, so that two
+/// batches in memory stay well under the RSS budget.
+const PREBUILD_MAX_INLINE: u64 = 16 * 1024 * 1024;
 
 pub(crate) async fn commit_all(
     ctx: &RepoCtx<'_>,
@@ -44,6 +51,8 @@ pub(crate) async fn commit_all(
     let (mut recoveries, mut rate_limited) = (0usize, 0usize);
     // Batch size climbs while commits are quick and steps down after slow or failed ones.
     let mut rung = START_RUNG;
+    // The lines of the commit expected next, built while the current one is in flight.
+    let mut prebuilt: Option<(Vec<String>, LinesTask)> = None;
     loop {
         if remaining.is_empty() {
             break;
@@ -54,7 +63,11 @@ pub(crate) async fn commit_all(
             .iter()
             .map(|i| remaining[*i].clone())
             .collect();
-        let (lines, changed) = build_lines(&batch_actions, up).await;
+        let paths: Vec<&str> = batch_actions.iter().filter_map(Action::file_path).collect();
+        let (lines, changed) = match prebuilt.take() {
+            Some((p, task)) if p == paths => join(task).await,
+            _ => join(spawn_lines(&batch_actions, up)).await,
+        };
         if !changed.is_empty() {
             for (path, why) in changed {
                 ctx.emit(ApplyEvent::UploadFailed {
@@ -77,6 +90,39 @@ pub(crate) async fn commit_all(
             description: describe(&batch_actions),
             parent_commit: head.clone(),
         };
+        // Read and encode the next batch while the Hub works on this one, assuming this commit
+        // succeeds quickly (the usual case); if not, the guess is dropped and rebuilt.
+        {
+            let mut in_batch = vec![false; remaining.len()];
+            for &i in &batch.actions {
+                in_batch[i] = true;
+            }
+            let rest: Vec<Action> = remaining
+                .iter()
+                .zip(&in_batch)
+                .filter(|(_, b)| !**b)
+                .map(|(a, _)| a.clone())
+                .collect();
+            let next_rung = (rung + 1).min(LADDER.len() - 1);
+            let next = next_batch(&rest, &file_order(&rest), caps, LADDER[next_rung]);
+            let next_actions: Vec<Action> = next.actions.iter().map(|i| rest[*i].clone()).collect();
+            let inline: u64 = next_actions
+                .iter()
+                .map(|a| match a {
+                    Action::FileAdd(f) | Action::FileUpdate(f) if !f.lfs => f.size,
+                    _ => 0,
+                })
+                .sum();
+            if !next_actions.is_empty() && inline <= PREBUILD_MAX_INLINE {
+                let next_paths = next_actions
+                    .iter()
+                    .filter_map(Action::file_path)
+                    .map(str::to_string)
+                    .collect();
+                prebuilt = Some((next_paths, spawn_lines(&next_actions, up)));
+            }
+        }
+        let sent = std::time::Instant::now();
         match ctx
             .client
             .commit(
@@ -102,6 +148,14 @@ pub(crate) async fn commit_all(
                     url: resp.commit_url,
                 });
                 head = Some(resp.commit_oid);
+                // Climb the ladder while commits stay well under the Hub's 60 s timeout (as the
+                // plan predicts); step down after a slow one.
+                let took = sent.elapsed();
+                if took < QUICK_COMMIT {
+                    rung = (rung + 1).min(LADDER.len() - 1);
+                } else if took > SLOW_COMMIT {
+                    rung = rung.saturating_sub(1);
+                }
                 let mut done = vec![false; remaining.len()];
                 for &i in &batch.actions {
                     done[i] = true;
@@ -168,18 +222,41 @@ pub(crate) async fn commit_all(
     Ok(made)
 }
 
+/// Lines of a commit, and the files that changed since planning.
+type Lines = (Vec<CommitLine>, Vec<(String, String)>);
+type LinesTask = tokio::task::JoinHandle<Lines>;
+
+async fn join(task: LinesTask) -> Lines {
+    task.await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
 /// The NDJSON lines of a batch, reading regular files now and checking them against the plan.
-/// Returns the lines, and the files that changed since planning (which must be left out).
-async fn build_lines(batch: &[Action], up: &Uploaded) -> (Vec<CommitLine>, Vec<(String, String)>) {
-    let mut lines = Vec::with_capacity(batch.len());
-    let mut changed = Vec::new();
-    for a in batch {
-        match a {
-            Action::FileAdd(f) | Action::FileUpdate(f) => {
-                let lfs = match up.modes.get(&f.path) {
+/// Yields the lines, and the files that changed since planning (which must be left out). The
+/// files are read, hashed and encoded on the blocking pool, in one task.
+fn spawn_lines(batch: &[Action], up: &Uploaded) -> LinesTask {
+    let work: Vec<(Action, bool)> = batch
+        .iter()
+        .map(|a| {
+            let lfs = match a {
+                Action::FileAdd(f) | Action::FileUpdate(f) => match up.modes.get(&f.path) {
                     Some(m) => *m == UploadMode::Lfs && f.size > 0,
                     None => f.lfs,
-                };
+                },
+                _ => false,
+            };
+            (a.clone(), lfs)
+        })
+        .collect();
+    tokio::task::spawn_blocking(move || build_lines_blocking(work))
+}
+
+fn build_lines_blocking(work: Vec<(Action, bool)>) -> (Vec<CommitLine>, Vec<(String, String)>) {
+    let mut lines = Vec::with_capacity(work.len());
+    let mut changed = Vec::new();
+    for (a, lfs) in work {
+        match a {
+            Action::FileAdd(f) | Action::FileUpdate(f) => {
                 if lfs {
                     lines.push(CommitLine::LfsFile(CommitLfsFile {
                         path: f.path.clone(),
@@ -190,7 +267,7 @@ async fn build_lines(batch: &[Action], up: &Uploaded) -> (Vec<CommitLine>, Vec<(
                     }));
                     continue;
                 }
-                match tokio::fs::read(&f.local_path).await {
+                match std::fs::read(&f.local_path) {
                     Ok(bytes) if hex::encode(Sha256::digest(&bytes)) == f.sha256 => {
                         lines.push(CommitLine::File(CommitFile {
                             path: f.path.clone(),
@@ -213,7 +290,7 @@ async fn build_lines(batch: &[Action], up: &Uploaded) -> (Vec<CommitLine>, Vec<(
                 }
             }
             Action::FileDelete { path, .. } => {
-                lines.push(CommitLine::DeletedFile(CommitDelete { path: path.clone() }))
+                lines.push(CommitLine::DeletedFile(CommitDelete { path }))
             }
             _ => {}
         }

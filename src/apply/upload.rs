@@ -8,7 +8,6 @@ use std::path::Path;
 
 use base64::Engine;
 use futures::StreamExt;
-use tokio::io::AsyncReadExt;
 
 use super::{ApplyError, ApplyEvent, RepoCtx};
 use crate::api::{
@@ -20,6 +19,8 @@ use crate::plan::{Action, FileChange};
 
 /// Preupload takes at most this many paths a call (like `huggingface_hub`).
 const PREUPLOAD_BATCH: usize = 256;
+/// Preupload requests in flight at once.
+const PREUPLOAD_CONCURRENCY: usize = 4;
 /// LFS batch requests carry at most this many objects.
 const LFS_BATCH: usize = 256;
 
@@ -71,19 +72,15 @@ pub fn moved_since_plan(f: &FileChange) -> Option<String> {
     }
 }
 
-async fn sample(path: &Path) -> std::io::Result<String> {
-    let mut f = tokio::fs::File::open(path).await?;
-    let mut buf = vec![0u8; 512];
-    let mut n = 0;
-    while n < buf.len() {
-        let r = f.read(&mut buf[n..]).await?;
-        if r == 0 {
-            break;
-        }
-        n += r;
+/// The first 512 bytes of a file, base64-encoded (the preupload `sample`); empty when the file
+/// cannot be read (the upload then fails on its own).
+fn sample(path: &Path) -> String {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(512);
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = f.take(512).read_to_end(&mut buf);
     }
-    buf.truncate(n);
-    Ok(base64::engine::general_purpose::STANDARD.encode(&buf))
+    base64::engine::general_purpose::STANDARD.encode(&buf)
 }
 
 pub(crate) async fn upload_all(
@@ -120,27 +117,42 @@ pub(crate) async fn upload_all(
             live.push(*f);
         }
     }
-    for chunk in live.chunks(PREUPLOAD_BATCH) {
-        let mut files = Vec::with_capacity(chunk.len());
-        for f in chunk {
-            let s = sample(&f.local_path).await.unwrap_or_default();
-            files.push(PreuploadFile {
-                path: f.path.clone(),
-                sample: s,
-                size: f.size,
-            });
-        }
-        let req = PreuploadRequest {
-            files,
-            git_ignore: None,
-            git_attributes: None,
-        };
-        let resp = ctx
-            .client
-            .preupload(ctx.repo_type, &ctx.id, &ctx.plan.revision, &req)
-            .await
-            .map_err(|e| ctx.hub_err(e))?;
-        for a in resp.files {
+    // Samples are read on the blocking pool, a whole batch at a time; batches go to the Hub
+    // concurrently (preupload only reads).
+    let answers: Vec<Result<crate::api::PreuploadResponse, ApplyError>> =
+        futures::stream::iter(live.chunks(PREUPLOAD_BATCH))
+            .map(|chunk| async move {
+                let paths: Vec<(String, std::path::PathBuf, u64)> = chunk
+                    .iter()
+                    .map(|f| (f.path.clone(), f.local_path.clone(), f.size))
+                    .collect();
+                let files = tokio::task::spawn_blocking(move || {
+                    paths
+                        .into_iter()
+                        .map(|(path, local, size)| PreuploadFile {
+                            sample: sample(&local),
+                            path,
+                            size,
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .unwrap_or_default();
+                let req = PreuploadRequest {
+                    files,
+                    git_ignore: None,
+                    git_attributes: None,
+                };
+                ctx.client
+                    .preupload(ctx.repo_type, &ctx.id, &ctx.plan.revision, &req)
+                    .await
+                    .map_err(|e| ctx.hub_err(e))
+            })
+            .buffer_unordered(PREUPLOAD_CONCURRENCY)
+            .collect()
+            .await;
+    for resp in answers {
+        for a in resp?.files {
             if a.should_ignore {
                 out.ignored.insert(a.path.clone());
             }

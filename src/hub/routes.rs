@@ -1773,11 +1773,65 @@ async fn lfs_verify(ctx: &mut Ctx, t: RepoType, ns: &str, name: &str) -> HResult
 }
 
 /// Streams a request body to `path`, returning its sha256 and length; stops past `max` bytes.
+/// The file the parts of a multipart upload are written into, in its parts folder.
+const PARTS_DATA: &str = "data";
+/// Received bytes are flushed to disk every this many bytes, so that the disk writes while the
+/// network sends (instead of one long fsync when the object is complete).
+const WRITEBACK_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The ETag of a multipart part: names the part, its length and its object.
+fn part_etag(oid: &str, n: u64, len: u64) -> String {
+    hex::encode(Sha256::digest(format!("{oid}:{n}:{len}").as_bytes()))[..32].to_string()
+}
+
+/// Writes a request body into `path` at `offset` (the file is shared by the parts of one
+/// upload); returns the bytes received. The part is on disk when this returns.
+async fn receive_at(
+    body: Body,
+    path: &std::path::Path,
+    offset: u64,
+    max: u64,
+) -> Result<u64, HubErr> {
+    use tokio::io::AsyncSeekExt;
+    let io = |e: std::io::Error| HubErr::from(StoreError::Io(e));
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(path)
+        .await
+        .map_err(io)?;
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(io)?;
+    let (mut total, mut unsynced) = (0u64, 0u64);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| HubErr::bad(format!("upload interrupted: {e}")))?;
+        total += chunk.len() as u64;
+        if total > max {
+            return Err(HubErr::bad(format!(
+                "the part is larger than the expected {max} bytes"
+            )));
+        }
+        file.write_all(&chunk).await.map_err(io)?;
+        unsynced += chunk.len() as u64;
+        if unsynced >= WRITEBACK_BYTES {
+            file.flush().await.map_err(io)?;
+            file.sync_data().await.map_err(io)?;
+            unsynced = 0;
+        }
+    }
+    file.flush().await.map_err(io)?;
+    file.sync_data().await.map_err(io)?;
+    Ok(total)
+}
+
 async fn receive(body: Body, path: &std::path::Path, max: u64) -> Result<(String, u64), HubErr> {
     let io = |e: std::io::Error| HubErr::from(StoreError::Io(e));
     let mut file = tokio::fs::File::create(path).await.map_err(io)?;
     let mut hasher = Sha256::new();
-    let mut total = 0u64;
+    let (mut total, mut unsynced) = (0u64, 0u64);
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| HubErr::bad(format!("upload interrupted: {e}")))?;
@@ -1791,6 +1845,12 @@ async fn receive(body: Body, path: &std::path::Path, max: u64) -> Result<(String
         }
         hasher.update(&chunk);
         file.write_all(&chunk).await.map_err(io)?;
+        unsynced += chunk.len() as u64;
+        if unsynced >= WRITEBACK_BYTES {
+            file.flush().await.map_err(io)?;
+            file.sync_data().await.map_err(io)?;
+            unsynced = 0;
+        }
     }
     file.flush().await.map_err(io)?;
     Ok((hex::encode(hasher.finalize()), total))
@@ -1849,20 +1909,21 @@ async fn lfs_upload(ctx: &mut Ctx, segs: &[&str]) -> HResult {
             tokio::fs::create_dir_all(&dir)
                 .await
                 .map_err(|e| HubErr::from(StoreError::Io(e)))?;
-            let temp = ctx.st.store.temp_path("part");
-            let (got, len) = receive(body, &temp, expected).await?;
+            // Every part goes straight to its place in one file, so completing the upload needs
+            // no copy; the part is on disk before it is acknowledged.
+            let data = dir.join(PARTS_DATA);
+            let len = receive_at(body, &data, chunk * (n - 1), expected).await?;
             if len != expected {
-                let _ = tokio::fs::remove_file(&temp).await;
                 return Err(HubErr::bad(format!(
                     "part {n} must be {expected} bytes, got {len}"
                 )));
             }
-            let etag = format!("\"{}\"", &got[..32]);
-            tokio::fs::rename(&temp, dir.join(format!("{n}-{}", &got[..32])))
+            let tag = part_etag(oid, n, len);
+            tokio::fs::write(dir.join(format!("{n}-{tag}")), b"")
                 .await
                 .map_err(|e| HubErr::from(StoreError::Io(e)))?;
             let mut resp = StatusCode::OK.into_response();
-            if let Ok(v) = HeaderValue::from_str(&etag) {
+            if let Ok(v) = HeaderValue::from_str(&format!("\"{tag}\"")) {
                 resp.headers_mut().insert(header::ETAG, v);
             }
             Ok(resp)
@@ -1875,7 +1936,6 @@ async fn lfs_upload(ctx: &mut Ctx, segs: &[&str]) -> HResult {
             }
             let parts = size.div_ceil(chunk);
             let dir = ctx.st.store.parts_dir(repo_db_id, oid);
-            let mut paths = Vec::new();
             for n in 1..=parts {
                 let Some(p) = req.parts.iter().find(|p| u64::from(p.part_number) == n) else {
                     return Err(HubErr::bad(format!(
@@ -1890,13 +1950,13 @@ async fn lfs_upload(ctx: &mut Ctx, segs: &[&str]) -> HResult {
                         p.etag
                     )));
                 }
-                paths.push(path);
             }
             let st = ctx.st.clone();
             let oid = oid.to_string();
             blocking(move || {
-                let temp = st.store.assemble_parts(&paths, &oid, size)?;
-                st.store.install_lfs_object(repo_db_id, &oid, size, &temp)?;
+                let data = dir.join(PARTS_DATA);
+                st.store.verify_object(&data, &oid, size)?;
+                st.store.install_lfs_object(repo_db_id, &oid, size, &data)?;
                 let _ = std::fs::remove_dir_all(&dir);
                 Ok(())
             })

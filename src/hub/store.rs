@@ -12,8 +12,8 @@
 //! The object model is git's: a file's oid is its git blob SHA-1 (of the LFS pointer for LFS
 //! files), directories are git tree objects, and commit ids are git commit SHA-1s.
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -172,6 +172,18 @@ pub enum Op {
     DeleteFolder {
         path: String,
     },
+}
+
+impl Op {
+    /// The path the operation names.
+    pub fn path(&self) -> &str {
+        match self {
+            Op::Put { path, .. }
+            | Op::PutLfs { path, .. }
+            | Op::DeleteFile { path }
+            | Op::DeleteFolder { path } => path,
+        }
+    }
 }
 
 /// What a commit request asks for.
@@ -469,12 +481,16 @@ impl Store {
             load_tree(&conn, tree_oid, "", &mut flat)?;
             Arc::new(flat)
         };
+        self.cache_tree(tree_oid, flat.clone());
+        Ok(flat)
+    }
+
+    fn cache_tree(&self, tree_oid: &str, flat: Arc<FlatTree>) {
         let mut cache = self.cache();
         if cache.len() >= 32 {
             cache.clear();
         }
-        cache.insert(tree_oid.to_string(), flat.clone());
-        Ok(flat)
+        cache.insert(tree_oid.to_string(), flat);
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<FlatTree>>> {
@@ -557,15 +573,24 @@ impl Store {
                 return Err(StoreError::ParentMismatch);
             }
         }
-        let mut files = {
-            let mut flat = FlatTree::default();
-            load_tree(&tx, &start.tree, "", &mut flat)?;
-            flat.files
+        // The parent's tree, from the cache when a recent commit or read left it there: a
+        // commit then costs what it changes, not what the repo holds.
+        let cached = self.cache().get(&start.tree).cloned();
+        let base = match cached {
+            Some(flat) => flat,
+            None => {
+                let mut flat = FlatTree::default();
+                load_tree(&tx, &start.tree, "", &mut flat)?;
+                Arc::new(flat)
+            }
         };
+        let mut files = base.files.clone();
+        let mut dirty = BTreeSet::new();
         for op in req.ops {
+            mark_dirty(&mut dirty, op.path());
             apply_op(&tx, repo.db_id, &mut files, op)?;
         }
-        let tree = write_tree(&tx, &files)?;
+        let (tree, dirs) = write_tree_incremental(&tx, &files, &base.dirs, &dirty)?;
         let now = now_ms();
         let oid = make_commit(
             &tx,
@@ -613,6 +638,7 @@ impl Store {
         )?;
         bump(&tx, "commits_created", 1)?;
         tx.commit()?;
+        self.cache_tree(&tree, Arc::new(FlatTree { files, dirs }));
         Ok(CommitOutcome { oid, pr_number })
     }
 
@@ -745,35 +771,27 @@ impl Store {
         Ok(())
     }
 
-    /// Concatenates multipart parts into one object, checking size and sha256.
-    pub fn assemble_parts(&self, parts: &[PathBuf], sha256: &str, size: u64) -> Result<PathBuf> {
-        let temp = self.temp_path("assemble");
-        let mut out = std::fs::File::create(&temp)?;
+    /// Checks that the file at `path` is the object: `size` bytes with this sha256.
+    pub fn verify_object(&self, path: &Path, sha256: &str, size: u64) -> Result<()> {
+        let mut f = std::fs::File::open(path)?;
         let mut hasher = Sha256::new();
         let mut total = 0u64;
         let mut buf = vec![0u8; 1 << 20];
-        for p in parts {
-            let mut f = std::fs::File::open(p)?;
-            loop {
-                let n = f.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                out.write_all(&buf[..n])?;
-                total += n as u64;
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
             }
+            hasher.update(&buf[..n]);
+            total += n as u64;
         }
-        out.flush()?;
-        drop(out);
         let got = hex::encode(hasher.finalize());
         if total != size || got != sha256 {
-            let _ = std::fs::remove_file(&temp);
             return Err(StoreError::BadRequest(format!(
                 "uploaded parts do not match the object: expected {size} bytes with sha256 {sha256}, got {total} bytes with sha256 {got}"
             )));
         }
-        Ok(temp)
+        Ok(())
     }
 
     // ---- Space variables and secrets ---------------------------------------------------------
@@ -1024,6 +1042,113 @@ fn write_tree(conn: &Connection, files: &BTreeMap<String, FileEntry>) -> Result<
     write_node(conn, &root)
 }
 
+/// Marks the folders whose tree objects an operation on `path` may change: every ancestor, and
+/// `path` itself (a deleted folder).
+fn mark_dirty(dirty: &mut BTreeSet<String>, path: &str) {
+    let path = path.trim_end_matches('/');
+    dirty.insert(String::new());
+    let mut end = 0;
+    while let Some(i) = path[end..].find('/') {
+        end += i;
+        dirty.insert(path[..end].to_string());
+        end += 1;
+    }
+    dirty.insert(path.to_string());
+}
+
+/// [`write_tree`] that rewrites only the `dirty` folders: any other folder is unchanged since
+/// the parent tree, whose folder oids are `old_dirs`. Returns the root tree oid and the oid of
+/// every folder of the new tree.
+fn write_tree_incremental(
+    conn: &Connection,
+    files: &BTreeMap<String, FileEntry>,
+    old_dirs: &BTreeMap<String, String>,
+    dirty: &BTreeSet<String>,
+) -> Result<(String, BTreeMap<String, String>)> {
+    let mut root = DirNode::default();
+    for (path, entry) in files {
+        let mut node = &mut root;
+        let mut parts = path.split('/').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                node.files.insert(part, entry);
+            } else {
+                node = node.dirs.entry(part).or_default();
+            }
+        }
+    }
+    let mut dirs = BTreeMap::new();
+    let oid = write_node_incremental(conn, &root, "", old_dirs, dirty, &mut dirs)?;
+    Ok((oid, dirs))
+}
+
+fn write_node_incremental(
+    conn: &Connection,
+    node: &DirNode<'_>,
+    path: &str,
+    old_dirs: &BTreeMap<String, String>,
+    dirty: &BTreeSet<String>,
+    dirs: &mut BTreeMap<String, String>,
+) -> Result<String> {
+    if !path.is_empty()
+        && !dirty.contains(path)
+        && let Some(oid) = old_dirs.get(path)
+    {
+        // Untouched: the same tree object, and the same sub-folders.
+        let prefix = format!("{path}/");
+        for (p, o) in old_dirs
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+        {
+            dirs.insert(p.clone(), o.clone());
+        }
+        return Ok(oid.clone());
+    }
+    let mut items = Vec::new();
+    let mut git_oids = Vec::new();
+    for (name, sub) in &node.dirs {
+        let sub_path = if path.is_empty() {
+            name.to_string()
+        } else {
+            format!("{path}/{name}")
+        };
+        let oid = write_node_incremental(conn, sub, &sub_path, old_dirs, dirty, dirs)?;
+        dirs.insert(sub_path, oid.clone());
+        git_oids.push((*name, oid));
+    }
+    let mut git_entries: Vec<GitTreeEntry<'_>> = Vec::new();
+    for (name, oid) in &git_oids {
+        git_entries.push(GitTreeEntry {
+            name,
+            is_dir: true,
+            oid,
+        });
+        items.push(TreeItem {
+            name: name.to_string(),
+            dir: Some(oid.clone()),
+            file: None,
+        });
+    }
+    for (name, f) in &node.files {
+        git_entries.push(GitTreeEntry {
+            name,
+            is_dir: false,
+            oid: &f.oid,
+        });
+        items.push(TreeItem {
+            name: name.to_string(),
+            dir: None,
+            file: Some((*f).clone()),
+        });
+    }
+    let oid = api::git_tree_oid(&mut git_entries);
+    let body =
+        serde_json::to_string(&items).map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
+    conn.prepare_cached("INSERT OR IGNORE INTO trees (oid, body) VALUES (?1, ?2)")?
+        .execute(params![oid, body])?;
+    Ok(oid)
+}
+
 fn write_node(conn: &Connection, node: &DirNode<'_>) -> Result<String> {
     let mut items = Vec::new();
     let mut sub_oids = Vec::new();
@@ -1106,10 +1231,9 @@ fn apply_op(
             }
             check_no_dir_conflict(files, &path)?;
             let oid = api::git_blob_oid(&content);
-            conn.execute(
-                "INSERT OR IGNORE INTO blobs (oid, data) VALUES (?1, ?2)",
-                params![oid, content],
-            )?;
+            // Cached: a commit of many files runs this statement once per file.
+            conn.prepare_cached("INSERT OR IGNORE INTO blobs (oid, data) VALUES (?1, ?2)")?
+                .execute(params![oid, content])?;
             files.insert(
                 path,
                 FileEntry {
@@ -1291,6 +1415,78 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, StoreError::ParentMismatch));
         assert_eq!(s.resolve(&repo, "main").unwrap().commit.oid, out.oid);
+    }
+
+    #[test]
+    fn incremental_trees_match_full_trees() {
+        // A commit rewrites only the folders it touches; the result must be the tree a full
+        // rewrite gives, whether the parent came from the cache or from the database.
+        let dir = tempfile::tempdir().unwrap();
+        let put = |path: &str, content: &str| Op::Put {
+            path: path.into(),
+            content: content.as_bytes().to_vec(),
+        };
+        let steps: Vec<Vec<Op>> = vec![
+            vec![
+                put("a/b/c.txt", "1"),
+                put("a/d.txt", "2"),
+                put("e/f.txt", "3"),
+                put("g.txt", "4"),
+            ],
+            vec![put("a/b/c.txt", "1b"), put("x/y/z.txt", "5")],
+            vec![
+                Op::DeleteFile {
+                    path: "a/d.txt".into(),
+                },
+                put("e/f2.txt", "6"),
+            ],
+            vec![Op::DeleteFolder { path: "a/b".into() }],
+            vec![
+                Op::DeleteFolder { path: "x".into() },
+                put("a/b/c.txt", "again"),
+            ],
+            vec![],
+        ];
+        for reopen_each_time in [false, true] {
+            let sub = dir.path().join(format!("reopen-{reopen_each_time}"));
+            let mut s = Store::open(&sub).unwrap();
+            let repo = s
+                .create_repo(RepoType::Model, "alice", "t", false, None)
+                .unwrap();
+            for ops in steps.iter() {
+                if reopen_each_time {
+                    s = Store::open(&sub).unwrap();
+                }
+                let ops = ops
+                    .iter()
+                    .map(|op| match op {
+                        Op::Put { path, content } => Op::Put {
+                            path: path.clone(),
+                            content: content.clone(),
+                        },
+                        Op::DeleteFile { path } => Op::DeleteFile { path: path.clone() },
+                        Op::DeleteFolder { path } => Op::DeleteFolder { path: path.clone() },
+                        Op::PutLfs { .. } => unreachable!(),
+                    })
+                    .collect();
+                commit(&s, &repo, None, ops).unwrap();
+                let head = s.resolve(&repo, "main").unwrap().commit;
+                let conn = s.conn();
+                let mut fresh = FlatTree::default();
+                load_tree(&conn, &head.tree, "", &mut fresh).unwrap();
+                let full = write_tree(&conn, &fresh.files).unwrap();
+                assert_eq!(
+                    head.tree,
+                    full,
+                    "step {ops_len}",
+                    ops_len = fresh.files.len()
+                );
+                drop(conn);
+                let cached = s.flat_tree(&head.tree).unwrap();
+                assert_eq!(cached.files.len(), fresh.files.len());
+                assert_eq!(cached.dirs, fresh.dirs);
+            }
+        }
     }
 
     #[test]
