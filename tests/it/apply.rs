@@ -526,3 +526,23 @@ fn nothing_to_do_is_no_changes_and_no_write() {
     assert!(run.stdout().contains("No changes."), "{}", run.stdout());
     assert_eq!(writes(&hub), before);
 }
+
+#[test]
+fn apply_makes_the_commits_the_plan_predicts_climbing_the_ladder() {
+    // 1,300 files under the default `max_files: 1000`: 250, 400, 600, then the last 50.
+    let hub = TestHub::builder().page_size(None).admin().start();
+    let ws = Workspace::new(&hub);
+    for i in 0..1300 {
+        ws.write(&format!("out/f{i:04}.txt"), format!("{i}\n").as_bytes());
+    }
+    ws.manifest("version: 1\nrepos:\n  - id: alice/ladder\n    files: [{ local: ./out }]\n");
+    let run = ws.run(&["apply", "-y", "--format", "json"]);
+    run.assert_code(0);
+    let lines = events(&run);
+    assert_eq!(lines[0]["plan"]["repos"][0]["commits"], 4);
+    let sizes: Vec<u64> = of_type(&lines, "commit_created")
+        .iter()
+        .map(|e| e["files"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes, vec![250, 400, 600, 50]);
+}

@@ -45,7 +45,7 @@ impl Desired {
     fn new(seed: u64, shards: usize, small: usize) -> Desired {
         let mut files = BTreeMap::new();
         for i in 0..shards {
-            let len = 120_000 + (i as usize % 4) * 40_000;
+            let len = 120_000 + (i % 4) * 40_000;
             files.insert(
                 format!("weights/shard-{i:02}.bin"),
                 pseudo_random(len, seed * 1000 + i as u64),
