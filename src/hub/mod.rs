@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod faults;
+pub mod parts;
 mod routes;
 pub mod store;
 
@@ -70,6 +71,8 @@ pub struct HubState {
     pub(crate) config: Arc<HubConfig>,
     pub(crate) secret: Arc<String>,
     pub(crate) faults: Arc<faults::Faults>,
+    /// Multipart uploads in flight, hashed as their parts arrive.
+    pub(crate) parts: Arc<parts::Registry>,
 }
 
 impl HubState {
@@ -86,6 +89,7 @@ impl HubState {
         Ok(HubState {
             store,
             faults: Arc::new(faults::Faults::new(config.faults.clone())),
+            parts: Arc::new(parts::Registry::default()),
             config: Arc::new(config),
             secret: Arc::new(secret),
         })

@@ -1922,6 +1922,7 @@ async fn lfs_upload(ctx: &mut Ctx, segs: &[&str]) -> HResult {
             tokio::fs::write(dir.join(format!("{n}-{tag}")), b"")
                 .await
                 .map_err(|e| HubErr::from(StoreError::Io(e)))?;
+            ctx.st.parts.part_received(&data, n, chunk);
             let mut resp = StatusCode::OK.into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("\"{tag}\"")) {
                 resp.headers_mut().insert(header::ETAG, v);
@@ -1955,7 +1956,17 @@ async fn lfs_upload(ctx: &mut Ctx, segs: &[&str]) -> HResult {
             let oid = oid.to_string();
             blocking(move || {
                 let data = dir.join(PARTS_DATA);
-                st.store.verify_object(&data, &oid, size)?;
+                // Mostly hashed already, while the parts arrived.
+                let got = match st.parts.finish(&data, chunk, parts) {
+                    Some(h) => h,
+                    None => crate::hub::parts::hash_file(&data)?.0,
+                };
+                let len = std::fs::metadata(&data)?.len();
+                if got != oid || len != size {
+                    return Err(StoreError::BadRequest(format!(
+                        "uploaded parts do not match the object: expected {size} bytes with sha256 {oid}, got {len} bytes with sha256 {got}"
+                    )));
+                }
                 st.store.install_lfs_object(repo_db_id, &oid, size, &data)?;
                 let _ = std::fs::remove_dir_all(&dir);
                 Ok(())

@@ -13,13 +13,11 @@
 //! files), directories are git tree objects, and commit ids are git commit SHA-1s.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::api::{self, GitTreeEntry, RepoType};
 
@@ -278,6 +276,9 @@ impl Store {
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)?;
         let conn = Connection::open(root.join("hub.sqlite3"))?;
+        // Large pages for a new database: commits write megabytes of small blobs, and 64 KiB
+        // pages cut the write calls sixteen-fold (an existing database keeps its page size).
+        conn.pragma_update(None, "page_size", 65536)?;
         // WAL + NORMAL is durable against a process crash (kill -9), which is what we promise.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -768,29 +769,6 @@ impl Store {
         )?;
         bump(&conn, "lfs_objects_uploaded", 1)?;
         bump(&conn, "lfs_bytes_received", size as i64)?;
-        Ok(())
-    }
-
-    /// Checks that the file at `path` is the object: `size` bytes with this sha256.
-    pub fn verify_object(&self, path: &Path, sha256: &str, size: u64) -> Result<()> {
-        let mut f = std::fs::File::open(path)?;
-        let mut hasher = Sha256::new();
-        let mut total = 0u64;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            total += n as u64;
-        }
-        let got = hex::encode(hasher.finalize());
-        if total != size || got != sha256 {
-            return Err(StoreError::BadRequest(format!(
-                "uploaded parts do not match the object: expected {size} bytes with sha256 {sha256}, got {total} bytes with sha256 {got}"
-            )));
-        }
         Ok(())
     }
 
