@@ -574,5 +574,8 @@ fn multipart_parts_cut_off_mid_body_are_sent_again_and_read_back_exactly() {
     assert!(hub.requests("lfs_part") > 6, "some parts were sent again");
     assert_eq!(hub.stat("lfs_objects_uploaded"), 1);
     let back = hub.download(RepoType::Model, "alice/cut", "main", "big.safetensors");
-    assert!(back == big, "the downloaded bytes differ from the local file");
+    assert!(
+        back == big,
+        "the downloaded bytes differ from the local file"
+    );
 }
