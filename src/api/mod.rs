@@ -203,7 +203,8 @@ pub fn validate_ref_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// Checks a path inside a repo: relative, `/`-separated, no empty, `.` or `..` segments.
+/// Checks a path inside a repo: relative, `/`-separated, no empty, `.` or `..` segments, no
+/// backslash, NUL or other control characters.
 pub fn validate_repo_path(path: &str) -> Result<(), String> {
     if path.is_empty() {
         return Err("empty path".into());
@@ -213,6 +214,11 @@ pub fn validate_repo_path(path: &str) -> Result<(), String> {
     }
     if path.contains('\\') || path.contains('\0') {
         return Err(format!("`{path}` must not contain `\\` or NUL"));
+    }
+    // A newline or an escape sequence in a path breaks NDJSON-minded tools, terminals and the
+    // Hub's own web pages; the Hub refuses them.
+    if path.chars().any(char::is_control) {
+        return Err(format!("`{path}` must not contain control characters"));
     }
     if path.len() > 4096 {
         return Err("path longer than 4096 bytes".into());
@@ -274,7 +280,18 @@ mod tests {
     #[test]
     fn repo_paths() {
         assert!(validate_repo_path("a/b.txt").is_ok());
-        for bad in ["/a", "a/../b", "..", "a//b", "a/./b", ".git/config", "a\\b"] {
+        for bad in [
+            "/a",
+            "a/../b",
+            "..",
+            "a//b",
+            "a/./b",
+            ".git/config",
+            "a\\b",
+            "a\nb",
+            "bell\u{7}.txt",
+            "esc\u{1b}[31m",
+        ] {
             assert!(validate_repo_path(bad).is_err(), "{bad}");
         }
     }

@@ -202,7 +202,7 @@ pub async fn plan(
                     DesiredFile {
                         local_path: lf.abs.clone(),
                         size: lf.size,
-                        mtime_ns: lf.mtime_ns as i128,
+                        mtime_ns: lf.mtime_ns,
                         sha256: lf.sha256.clone(),
                         git_oid: lf.git_oid.clone(),
                         binary: lf.binary,
@@ -263,6 +263,9 @@ pub async fn plan(
             }),
         });
     }
+
+    // Names the Hub would refuse stop the plan here, before any request.
+    plan::check_remote_paths(&desired)?;
 
     // Remote state.
     let targets: Vec<Target> = m

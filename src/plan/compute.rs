@@ -42,7 +42,7 @@ pub struct TagSpec {
 pub struct DesiredFile {
     pub local_path: PathBuf,
     pub size: u64,
-    pub mtime_ns: i128,
+    pub mtime_ns: i64,
     pub sha256: String,
     /// Git blob SHA-1 of the content; `None` for files over the LFS threshold.
     pub git_oid: Option<String>,
@@ -96,6 +96,12 @@ pub enum PlanError {
         count: usize,
         max: usize,
     },
+    #[error(
+        "{} local file(s) have names the Hub refuses; nothing was sent:\n{}",
+        paths.len(),
+        paths.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
+    )]
+    BadPaths { paths: Vec<super::BadPath> },
 }
 
 impl PlanError {
@@ -107,6 +113,10 @@ impl PlanError {
             PlanError::TooManyDeletes { count, .. } => vec![format!(
                 "check the mapping's `prune`, `include` and `exclude`; if the deletes are intended, raise `max_deletes` to at least {count}"
             )],
+            PlanError::BadPaths { .. } => vec![
+                "rename those files, or leave them out with an `exclude` glob in their mapping"
+                    .into(),
+            ],
         }
     }
 }

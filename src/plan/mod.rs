@@ -6,6 +6,7 @@
 
 mod batch;
 mod compute;
+mod paths;
 pub mod secrets;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use batch::{CommitBatch, split_commits};
 pub use compute::{DesiredFile, DesiredRepo, DesiredSpace, PlanError, Scope, TagSpec, compute};
+pub use paths::{BadPath, check_remote_paths};
 
 use crate::api::RepoType;
 
@@ -184,7 +186,9 @@ pub struct FileChange {
     pub uploaded: bool,
     /// The local file and its modification time when planned (staleness check).
     pub local_path: PathBuf,
-    pub mtime_ns: i128,
+    /// Nanoseconds since the Unix epoch. (An `i64`: serde cannot read an `i128` back inside
+    /// the tagged `Action`, and `i64` nanoseconds reach the year 2262.)
+    pub mtime_ns: i64,
 }
 
 /// Totals over all repos.

@@ -5,4 +5,5 @@ mod common;
 
 mod client;
 mod concurrency;
+mod hostile_fs;
 mod leaks;

@@ -257,3 +257,118 @@ pub fn read(path: &Path) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("read `{}`: {e}", path.display()));
     out
 }
+
+/// A `hubsync` command run in `dir` against `hub`, with a clean environment: alice's write token
+/// in `HF_TOKEN`, `HOME` in `dir`, no colours. Stdout and stderr are piped.
+pub fn hubsync(hub_url: &str, dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hubsync"));
+    c.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("HF_ENDPOINT", hub_url)
+        .env("HF_TOKEN", TestHub::WRITE_TOKEN)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Stdout then stderr of a finished command, as text (for assertion messages).
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Where tests leave the figures `RELIABILITY.md` is rendered from: `target/reliability/`.
+pub fn figures_dir() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().unwrap_or(tmp).join("reliability")
+}
+
+/// Records the figures of one reliability test (how many crash points, bad inputs, secrets
+/// checked, …) as `target/reliability/<name>.json`, which `scripts/reliability` renders into
+/// `RELIABILITY.md`. `name` is `file::test`, e.g. `hub_crash::kill_9_at_random_points`.
+/// Best effort: a test never fails because its figures cannot be written.
+pub fn record_figures(name: &str, figures: serde_json::Value) {
+    let dir = figures_dir();
+    let doc = serde_json::json!({
+        "test": name,
+        "figures": figures,
+        "recorded_unix": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    });
+    let stem = name.replace("::", "__");
+    let file = dir.join(format!("{stem}.json"));
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        let tmp = dir.join(format!(".{stem}.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)?;
+        std::fs::rename(&tmp, &file)
+    };
+    if let Err(e) = write() {
+        eprintln!("could not record figures in `{}`: {e}", file.display());
+    }
+}
+
+/// `GET /admin/stats` of a hub started with `.admin()`: commit and upload counters and the
+/// requests per route.
+pub fn admin_stats(hub_url: &str) -> serde_json::Value {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        reqwest::Client::new()
+            .get(format!("{hub_url}/admin/stats"))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("GET /admin/stats (was the hub started with `.admin()`?)")
+            .json()
+            .await
+            .expect("admin stats are JSON")
+    })
+}
+
+/// The requests a hub counted, per route, leaving out the admin endpoint itself.
+pub fn requests_by_route(stats: &serde_json::Value) -> std::collections::BTreeMap<String, u64> {
+    stats["requests"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| *k != "other")
+                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The sha256 of some bytes, in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Every file under the hub's `lfs/` folder: `(name, sha256 of its content)`.
+pub fn lfs_store(data_dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(data_dir.join("lfs"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        out.push((name, sha256_hex(&read(entry.path()))));
+    }
+    out.sort();
+    out
+}
