@@ -6,4 +6,5 @@ mod common;
 mod client;
 mod concurrency;
 mod hostile_fs;
+mod hostile_server;
 mod leaks;
