@@ -7,4 +7,5 @@ mod client;
 mod concurrency;
 mod hostile_fs;
 mod hostile_server;
+mod hub_crash;
 mod leaks;
