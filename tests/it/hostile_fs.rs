@@ -256,6 +256,10 @@ fn a_file_rewritten_with_its_old_size_and_mtime_is_caught_by_its_hash() {
     ok(&run(&hub, w.path(), &["apply", "-y"]));
     let f = files(&hub, "samesize");
     assert_eq!(f["x.txt"].0, hubsync::api::git_blob_oid(b"version two\n"));
+    record_figures(
+        "hostile_fs::a_file_rewritten_with_its_old_size_and_mtime_is_caught_by_its_hash",
+        serde_json::json!({ "bad_inputs": 1 }),
+    );
 }
 
 /// Deterministic bytes that do not repeat in short cycles.
@@ -375,6 +379,10 @@ fn an_lfs_file_overwritten_while_it_uploads_fails_alone_and_a_rerun_sends_it() {
     expected.sort();
     assert_eq!(lfs_store(&hub.data_dir()), expected);
     assert_eq!(admin_stats(hub.url())["lfs_objects_uploaded"], 2);
+    record_figures(
+        "hostile_fs::an_lfs_file_overwritten_while_it_uploads_fails_alone_and_a_rerun_sends_it",
+        serde_json::json!({ "bad_inputs": 1, "lfs_objects_uploaded": 2 }),
+    );
 }
 
 #[test]

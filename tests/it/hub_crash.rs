@@ -71,6 +71,9 @@ struct Content {
 
 type Tree = BTreeMap<String, Content>;
 
+/// A file of a commit of a repo.
+type Where = (RepoId, String, String);
+
 /// What one writer knows its repo must hold.
 struct Model {
     id: RepoId,
@@ -308,7 +311,7 @@ async fn settle(c: &HubClient, m: &mut Model) -> u64 {
         assert_eq!(history[0].id, head);
         assert_eq!(
             history[0].parents,
-            [parent.clone()],
+            std::slice::from_ref(&parent),
             "the lost commit's parent"
         );
         assert_eq!(
@@ -443,7 +446,8 @@ fn the_hub_killed_at_random_points_keeps_every_acknowledged_commit() {
     }
     let (mut commits, mut blobs, mut lfs_refs) = (0, 0, BTreeSet::new());
     rt().block_on(async {
-        let mut to_read: BTreeMap<String, (RepoId, String, String, Arc<Vec<u8>>)> = BTreeMap::new();
+        // sha256 → where to read it: (repo, commit, path), and the bytes expected.
+        let mut to_read: BTreeMap<String, (Where, Arc<Vec<u8>>)> = BTreeMap::new();
         for m in &models {
             for (oid, tree) in &m.acked {
                 assert_eq!(
@@ -463,9 +467,7 @@ fn the_hub_killed_at_random_points_keeps_every_acknowledged_commit() {
                     }
                     to_read.entry(sha).or_insert_with(|| {
                         (
-                            m.id.clone(),
-                            oid.clone(),
-                            path.clone(),
+                            (m.id.clone(), oid.clone(), path.clone()),
                             content.bytes.clone(),
                         )
                     });
@@ -486,8 +488,8 @@ fn the_hub_killed_at_random_points_keeps_every_acknowledged_commit() {
             }
         }
         // Every distinct content, read back through `resolve` at a commit that has it.
-        let reads: Vec<_> = futures::stream::iter(to_read.into_iter())
-            .map(|(sha, (id, oid, path, bytes))| {
+        let reads: Vec<_> = futures::stream::iter(to_read)
+            .map(|(sha, ((id, oid, path), bytes))| {
                 let c = &c;
                 async move {
                     let got = c
