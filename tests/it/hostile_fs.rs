@@ -277,7 +277,7 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 
 #[test]
 fn an_lfs_file_overwritten_while_it_uploads_fails_alone_and_a_rerun_sends_it() {
-    // The hub holds each LFS upload for a second before reading its body; the client can only
+    // The hub holds each LFS upload for two seconds before reading its body; the client can only
     // push a few MiB into the socket meanwhile, so the tail of a 24 MiB file is read after it
     // was overwritten. (Growth past the planned size would not matter: exactly `size` bytes
     // are sent and checked.)
@@ -285,7 +285,7 @@ fn an_lfs_file_overwritten_while_it_uploads_fails_alone_and_a_rerun_sends_it() {
     let hub = TestHub::builder()
         .admin()
         .arg("--faults")
-        .arg("lfs_upload:delay=1s")
+        .arg("lfs_upload:delay=2s")
         .start();
     let big_v1 = noise(BIG, 7);
     let other = noise(1000, 11);
@@ -382,6 +382,71 @@ fn an_lfs_file_overwritten_while_it_uploads_fails_alone_and_a_rerun_sends_it() {
     record_figures(
         "hostile_fs::an_lfs_file_overwritten_while_it_uploads_fails_alone_and_a_rerun_sends_it",
         serde_json::json!({ "bad_inputs": 1, "lfs_objects_uploaded": 2 }),
+    );
+}
+
+#[test]
+fn an_lfs_file_growing_while_it_uploads_is_committed_as_planned() {
+    // Appending (a log, a checkpoint still being written) keeps the planned bytes intact: apply
+    // sends exactly the planned `size` bytes, checks their sha256, and commits the planned
+    // version; the next plan sees the growth as an update.
+    const SIZE: usize = 1024 * 1024;
+    let hub = TestHub::builder()
+        .admin()
+        .arg("--faults")
+        .arg("lfs_upload:delay=1s")
+        .start();
+    let v1 = noise(SIZE, 3);
+    let w = workspace("growing", &[("run.bin", &v1)]);
+    let file = w.path().join("src/run.bin");
+    ok(&run(&hub, w.path(), &["plan", "-o", "plan.json"]));
+
+    let child = hubsync(hub.url(), w.path(), &["apply", "-y", "plan.json"])
+        .spawn()
+        .unwrap();
+    // Once the hub holds the upload, the client has opened the file and sized it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while requests_by_route(&admin_stats(hub.url()))
+        .get("lfs_upload")
+        .copied()
+        .unwrap_or(0)
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no upload reached the hub"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap()
+        .write_all(&noise(4096, 5))
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    ok(&o);
+    let f = files(&hub, "growing");
+    assert_eq!(f["run.bin"].1.as_deref(), Some(sha256_hex(&v1).as_str()));
+    assert_eq!(
+        lfs_store(&hub.data_dir()),
+        [(sha256_hex(&v1), sha256_hex(&v1))]
+    );
+
+    // The growth is the next plan's update.
+    let o = run(
+        &hub,
+        w.path(),
+        &["plan", "--format", "json", "--detailed-exitcode"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let action = &plan["repos"][0]["actions"][0];
+    assert_eq!(action["kind"], "file_update");
+    assert_eq!(action["size"], SIZE + 4096);
+    record_figures(
+        "hostile_fs::an_lfs_file_growing_while_it_uploads_is_committed_as_planned",
+        serde_json::json!({ "bad_inputs": 1 }),
     );
 }
 
