@@ -289,14 +289,14 @@ async fn handle(st: HubState, req: Request) -> HResult {
     let path = parts.uri.path().to_string();
     // LFS storage URLs carry no Authorization header: they authorise themselves.
     let caller = if path.starts_with("/lfs-upload/") {
-        Caller::Anonymous
+        Ok(Caller::Anonymous)
     } else {
         auth::identify(&st.config.users, bearer).map_err(|_| {
             HubErr::new(
                 StatusCode::UNAUTHORIZED,
                 "Invalid credentials in Authorization header",
             )
-        })?
+        })
     };
     let host = parts
         .headers
@@ -312,15 +312,47 @@ async fn handle(st: HubState, req: Request) -> HResult {
         method: parts.method,
         headers: parts.headers,
         query,
-        caller,
+        caller: Caller::Anonymous,
         path: path.clone(),
         body,
     };
+    let result = match caller {
+        Ok(caller) => {
+            ctx.caller = caller;
+            route(&mut ctx, &path).await
+        }
+        Err(e) => Err(e),
+    };
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    // A request refused before its body was read: read the rest so the client can reuse the
+    // connection (clients keep connections alive), or close it when the body is large.
+    if !resp.status().is_success() {
+        let body = std::mem::replace(&mut ctx.body, Body::empty());
+        let drained = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            axum::body::to_bytes(body, DRAIN_LIMIT),
+        )
+        .await;
+        if !matches!(drained, Ok(Ok(_))) {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+    Ok(resp)
+}
+
+/// Bytes of an unread request body drained after an error, to keep the connection usable.
+const DRAIN_LIMIT: usize = 4 * 1024 * 1024;
+
+async fn route(ctx: &mut Ctx, path: &str) -> HResult {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     tracing::debug!(method = %ctx.method, path = %path, "request");
     match segs.as_slice() {
-        ["api", rest @ ..] => api_route(&mut ctx, rest).await,
-        ["lfs-upload", rest @ ..] => lfs_upload(&mut ctx, rest).await,
+        ["api", rest @ ..] => api_route(ctx, rest).await,
+        ["lfs-upload", rest @ ..] => lfs_upload(ctx, rest).await,
         ["admin", "stats"] if ctx.st.config.admin => {
             let st = ctx.st.clone();
             let stats = blocking(move || st.store.stats()).await?;
@@ -333,7 +365,7 @@ async fn handle(st: HubState, req: Request) -> HResult {
                 "faults": traffic.faults,
             })))
         }
-        _ => web_route(&mut ctx, &segs).await,
+        _ => web_route(ctx, &segs).await,
     }
 }
 

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use batch::{CommitBatch, split_commits};
+pub use batch::{CommitBatch, LADDER, START_RUNG, file_order, next_batch, split_commits};
 pub use compute::{DesiredFile, DesiredRepo, DesiredSpace, PlanError, Scope, TagSpec, compute};
 pub use paths::{BadPath, check_remote_paths};
 
