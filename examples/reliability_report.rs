@@ -10,6 +10,8 @@
 //! Placeholders in the template:
 //! - `{{result FILE::TEST}}`: `passed`, `**FAILED**`, `ignored` or `not run` (the test is not in
 //!   this checkout, or the run did not include it);
+//! - `{{results FILE}}`: how the tests of one file did (`15 passed`, `2 of 15 **FAILED**`,
+//!   `not run`);
 //! - `{{fig FILE::TEST KEY}}`: one recorded figure (`—` when not recorded);
 //! - `{{sum KEY}}`: a figure summed over every test that records it;
 //! - `{{tests passed|failed|total}}`: counts over the tests of the files the template names;
@@ -146,10 +148,16 @@ fn render(template: &str, inputs: &Inputs) -> Result<String, String> {
         };
         let inner = &rest[start + 2..start + end];
         let mut words = inner.split_whitespace();
-        if let (Some("result" | "fig"), Some(test)) = (words.next(), words.next())
-            && let Some((file, _)) = test.split_once("::")
-        {
-            files.insert(file.to_string());
+        match (words.next(), words.next()) {
+            (Some("result" | "fig"), Some(test)) => {
+                if let Some((file, _)) = test.split_once("::") {
+                    files.insert(file.to_string());
+                }
+            }
+            (Some("results"), Some(file)) => {
+                files.insert(file.to_string());
+            }
+            _ => {}
         }
         rest = &rest[start + end + 2..];
     }
@@ -188,6 +196,22 @@ fn expand(
     let words: Vec<&str> = placeholder.split_whitespace().collect();
     Ok(match words.as_slice() {
         ["result", test] => outcome_text(inputs.results.get(*test).copied()).to_string(),
+        ["results", file] => {
+            let prefix = format!("{file}::");
+            let of_file: Vec<Outcome> = inputs
+                .results
+                .iter()
+                .filter(|(name, _)| name.starts_with(&prefix))
+                .map(|(_, o)| *o)
+                .collect();
+            let failed = of_file.iter().filter(|o| **o == Outcome::Failed).count();
+            let passed = of_file.iter().filter(|o| **o == Outcome::Passed).count();
+            match (of_file.len(), failed) {
+                (0, _) => "not run".to_string(),
+                (n, 0) => format!("{passed} of {n} passed"),
+                (n, f) => format!("{f} of {n} **FAILED**"),
+            }
+        }
         ["fig", test, key] => inputs
             .figures
             .get(*test)
