@@ -167,7 +167,8 @@ impl HubClientBuilder {
         };
         let http = build(reqwest::redirect::Policy::limited(10))?;
         // HEAD metadata requests follow redirects on the Hub's own origin only: a redirect to
-        // storage is where the metadata is read from (hub-api.md §7.2).
+        // storage is where the metadata is read from (hub-api.md §7.2). Writes use this client
+        // too, so their bodies never follow a redirect to another host.
         let origin = endpoint.origin();
         let http_head = build(reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= 10 {
