@@ -41,15 +41,11 @@ impl Uploaded {
     }
 }
 
-/// Size and mtime of a file now, to compare with the plan.
-pub(crate) fn stat(path: &Path) -> std::io::Result<(u64, i128)> {
-    let meta = std::fs::metadata(path)?;
-    let mtime = meta
-        .modified()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0);
-    Ok((meta.len(), mtime))
+/// Size and mtime of a file now, to compare with the plan; the mtime is read the way the local
+/// scan reads it, so an untouched file always matches.
+pub(crate) fn stat(path: &Path) -> std::io::Result<(u64, i64)> {
+    let stat = crate::local::FileStat::from_metadata(&std::fs::metadata(path)?);
+    Ok((stat.size, stat.mtime_ns))
 }
 
 /// Why a local file no longer matches the plan, if it does not.

@@ -201,7 +201,7 @@ pub fn desired(m: &Manifest, scan: &ScanResult) -> Result<Vec<DesiredRepo>, Erro
                     DesiredFile {
                         local_path: lf.abs.clone(),
                         size: lf.size,
-                        mtime_ns: lf.mtime_ns as i128,
+                        mtime_ns: lf.mtime_ns,
                         sha256: lf.sha256.clone(),
                         git_oid: lf.git_oid.clone(),
                         binary: lf.binary,

@@ -42,7 +42,7 @@ pub struct TagSpec {
 pub struct DesiredFile {
     pub local_path: PathBuf,
     pub size: u64,
-    pub mtime_ns: i128,
+    pub mtime_ns: i64,
     pub sha256: String,
     /// Git blob SHA-1 of the content; `None` for files over the LFS threshold.
     pub git_oid: Option<String>,

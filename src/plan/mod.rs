@@ -226,8 +226,9 @@ pub struct FileChange {
     pub uploaded: bool,
     /// The local file and its modification time when planned (staleness check).
     pub local_path: PathBuf,
-    /// Nanoseconds since the Unix epoch.
-    pub mtime_ns: i128,
+    /// Nanoseconds since the Unix epoch. (An `i64`: serde cannot read an `i128` back inside
+    /// the tagged `Action`, and `i64` nanoseconds reach the year 2262.)
+    pub mtime_ns: i64,
 }
 
 /// Totals over all repos.
