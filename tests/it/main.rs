@@ -4,4 +4,6 @@
 mod common;
 
 mod client;
+mod plan;
 mod plan_fixtures;
+mod schemas;
