@@ -282,8 +282,13 @@ pub async fn plan(
     let client = hub.client()?;
 
     let mut cache = HashCache::load(cache_path(&m));
-    let scan =
-        crate::local::scan(&scan_specs(&m), &mut cache, &ScanOptions::default(), progress).await?;
+    let scan = crate::local::scan(
+        &scan_specs(&m),
+        &mut cache,
+        &ScanOptions::default(),
+        progress,
+    )
+    .await?;
     let scan = scan.into_complete()?;
     // A cache that cannot be written only costs time next run.
     if let Err(e) = cache.save() {

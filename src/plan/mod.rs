@@ -168,10 +168,7 @@ pub enum Action {
         to: i64,
     },
     /// Add a Space variable (marked as managed by hubsync).
-    VariableAdd {
-        key: String,
-        value: String,
-    },
+    VariableAdd { key: String, value: String },
     /// Change a Space variable's value.
     VariableChange {
         key: String,

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use hubsync::api::{
-    self, CommitFile, CommitHeader, CommitLfsFile, CommitLine, LfsObjectSpec, RepoId,
-    RepoType,
+    self, CommitFile, CommitHeader, CommitLfsFile, CommitLine, LfsObjectSpec, RepoId, RepoType,
 };
 use hubsync::client::{CreateRepoOptions, HubClient};
 use hubsync::plan::{Action, FileChange, Plan};
@@ -53,7 +52,12 @@ async fn commit(client: &HubClient, id: &RepoId, changes: &[Change<'_>]) -> Stri
                     size: content.len() as u64,
                 };
                 let batch = client
-                    .lfs_batch(RepoType::Model, id, Some("main"), std::slice::from_ref(&spec))
+                    .lfs_batch(
+                        RepoType::Model,
+                        id,
+                        Some("main"),
+                        std::slice::from_ref(&spec),
+                    )
                     .await
                     .unwrap();
                 let file = scratch.path().join(&spec.oid);
@@ -345,10 +349,7 @@ fn no_op_plan_costs_one_request_per_tree_page() {
         .collect();
     rt().block_on(async {
         create_model(&client, &id).await;
-        let changes: Vec<Change> = contents
-            .iter()
-            .map(|(p, c)| Change::Put(p, c))
-            .collect();
+        let changes: Vec<Change> = contents.iter().map(|(p, c)| Change::Put(p, c)).collect();
         commit(&client, &id, &changes).await;
     });
     let ctx = TestContext::new().with_hub(&hub);

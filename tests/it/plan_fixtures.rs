@@ -126,10 +126,9 @@ impl Case {
         for repo in &mut plan.repos {
             for action in &mut repo.actions {
                 if let Action::FileAdd(f) | Action::FileUpdate(f) = action {
-                    let rel = f
-                        .local_path
-                        .strip_prefix(self.root())
-                        .unwrap_or_else(|_| panic!("{} is outside the case", f.local_path.display()));
+                    let rel = f.local_path.strip_prefix(self.root()).unwrap_or_else(|_| {
+                        panic!("{} is outside the case", f.local_path.display())
+                    });
                     f.local_path = Path::new(FIXTURE).join(rel);
                     f.mtime_ns = 0;
                 }

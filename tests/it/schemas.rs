@@ -4,7 +4,9 @@
 use std::path::Path;
 
 fn committed(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(name);
     std::fs::read_to_string(path).unwrap_or_default()
 }
 

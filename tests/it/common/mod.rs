@@ -182,7 +182,9 @@ impl TestHub {
                 (route, n - seen)
             })
             .collect();
-        *delta.get_mut("other").expect("this stats request counts as `other`") -= 1;
+        *delta
+            .get_mut("other")
+            .expect("this stats request counts as `other`") -= 1;
         delta.retain(|_, n| *n > 0);
         delta
     }
@@ -199,9 +201,7 @@ impl TestHub {
         .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response
-            .split_once("\r\n\r\n")
-            .expect("an HTTP response");
+        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
         assert!(
             head.starts_with("HTTP/1.1 200"),
             "GET /admin/stats (is the hub started with `.admin()`?): {head}"
