@@ -1,7 +1,7 @@
 //! Fixture-driven snapshots of the pure planner (STYLE.md rule 15): each
 //! `tests/fixtures/plan/<case>/` holds a manifest, a local tree and the remote state, and the
-//! plan computed from them is compared with `human.snap` and `json.snap` (or `error.snap`) in the
-//! same folder.
+//! plan computed from them is compared with `human.snap`, `json.snap` and `markdown.snap` (or
+//! `error.snap`) in the same folder.
 //!
 //! A case folder holds:
 //! - `manifest.yaml`: `local:` paths are relative to the case folder (usually `./local`);
@@ -15,7 +15,7 @@
 //!
 //! The case is copied to a temp folder and run through the library exactly as `ops::plan` does,
 //! minus the network: `manifest::from_str` → `local::scan` → `ops::desired` → `plan::compute` →
-//! `render::human::plan` / `render::json`. What differs between runs is normalised in the plan
+//! `render::human::plan` / `render::json` / `render::markdown`. What differs between runs is normalised in the plan
 //! before rendering: `local_path` becomes `[FIXTURE]/<path in the case>` and `mtime_ns` 0.
 //!
 //! New or changed snapshots: `INSTA_UPDATE=always cargo test --test it plan_fixtures`, then read
@@ -188,8 +188,20 @@ fn check(case_dir: &Path) {
             assert_eq!(back, plan, "the JSON plan does not round-trip");
             assert_eq!(back.schema_version, plan::SCHEMA_VERSION);
             let human = render::human::plan(&plan, &TextDiffs::new(), Style::default());
+            let markdown = render::markdown(&plan, &TextDiffs::new());
+            // Secret values come only from `env`; no rendering may show one.
+            for value in case.env.values() {
+                for (format, text) in [("human", &human), ("json", &json), ("markdown", &markdown)]
+                {
+                    assert!(
+                        !text.contains(value.as_str()),
+                        "{format} shows a secret value"
+                    );
+                }
+            }
             insta::assert_snapshot!("human", human);
             insta::assert_snapshot!("json", json);
+            insta::assert_snapshot!("markdown", markdown);
         }
         Err(error) => insta::assert_snapshot!("error", error),
     });
