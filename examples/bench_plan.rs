@@ -112,7 +112,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         w[w.len() / 2]
     };
 
-    breakdown(&opts, &planned.client).await?;
+    std::fs::remove_file(&cache)?;
+    breakdown("cold", &opts, &planned.client).await?;
+    breakdown("warm", &opts, &planned.client).await?;
 
     // Reference: sha2 on one core, best of three over a 256 MiB buffer.
     let reference: Vec<u8> = (0..256usize << 20).map(|j| (j * 131) as u8).collect();
@@ -142,11 +144,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Where a warm plan's time goes: the stages of `ops::plan`, run one by one.
+/// Where a plan's time goes: the stages of `ops::plan`, run one by one.
 async fn breakdown(
+    label: &str,
     opts: &PlanOptions,
     client: &hubsync::client::HubClient,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let t = Instant::now();
+    let hub = ops::HubSettings::resolve(
+        opts.endpoint.as_deref(),
+        opts.token.as_deref(),
+        None,
+        &|_| None,
+    );
+    let _client = hub.client()?;
+    let client_build = t.elapsed();
     let t = Instant::now();
     let m = ops::load_manifest(&opts.manifest, &[])?;
     let manifest = t.elapsed();
@@ -163,6 +175,12 @@ async fn breakdown(
     .await?
     .into_complete()?;
     let scanned = t.elapsed();
+    let hashed = format!(
+        "{} files, {} hashed at {:.0} MB/s",
+        scan.stats.files_hashed,
+        mb(scan.stats.bytes_hashed),
+        scan.stats.bytes_hashed as f64 / 1e6 / scanned.as_secs_f64()
+    );
     let t = Instant::now();
     let wrote = cache.save()?;
     let save = t.elapsed();
@@ -178,8 +196,9 @@ async fn breakdown(
     assert!(!plan.has_changes());
     let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
     println!(
-        "warm stages: manifest {}, cache load {}, scan {} ({} hits), cache save {} (wrote: {wrote}), \
+        "{label} stages: client {}, manifest {}, cache load {}, scan {} ({} hits; {hashed}), cache save {} (wrote: {wrote}), \
          desired {}, remote snapshot {}, compute {}",
+        ms(client_build),
         ms(manifest),
         ms(load),
         ms(scanned),
