@@ -60,7 +60,7 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Check a manifest without touching the network or the mapped folders.
     Validate(validate::ValidateArgs),
-    /// Print the manifest's JSON Schema.
+    /// Print the manifest's JSON Schema (or the JSON plan's, with `--plan`).
     Schema(schema::SchemaArgs),
     /// Run the local Hub.
     #[command(subcommand)]

@@ -104,6 +104,7 @@ pub fn router(state: HubState) -> axum::Router {
 /// A running hub: its address, and a handle that stops it.
 pub struct RunningHub {
     pub addr: SocketAddr,
+    faults: Arc<faults::Faults>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
 }
@@ -111,6 +112,12 @@ pub struct RunningHub {
 impl RunningHub {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Requests served so far per route label (and injected faults): what `GET /admin/stats`
+    /// reports, without going through HTTP (for embedded hubs in tests and benchmarks).
+    pub fn traffic(&self) -> faults::Traffic {
+        self.faults.traffic()
     }
 
     /// Stops accepting requests, lets those in flight finish, and waits.
@@ -144,6 +151,7 @@ pub async fn spawn(config: HubConfig, addr: &str) -> Result<RunningHub, ServeErr
     let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(state.clone());
     let faults = state.faults.clone();
+    let hub_faults = faults.clone();
     let task = tokio::spawn(async move {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
@@ -184,6 +192,7 @@ pub async fn spawn(config: HubConfig, addr: &str) -> Result<RunningHub, ServeErr
     });
     Ok(RunningHub {
         addr: local,
+        faults: hub_faults,
         shutdown: Some(tx),
         task,
     })

@@ -283,20 +283,26 @@ fn plan_repo(d: &DesiredRepo, snapshot: Option<&RemoteSnapshot>) -> Result<RepoP
         }
     }
     for t in &d.tags {
-        match r.tags.get(&t.name) {
-            None => actions.push(Action::TagCreate {
+        // A revision is a commit id only when no branch or tag has that name (`cafe123` could
+        // be either); commit ids are compared in lowercase, as the Hub writes them.
+        let commit = (is_commit_id(&t.revision)
+            && !branches.contains(&t.revision)
+            && !r.tags.contains_key(&t.revision))
+        .then(|| t.revision.to_ascii_lowercase());
+        match (r.tags.get(&t.name), commit) {
+            (None, _) => actions.push(Action::TagCreate {
                 name: t.name.clone(),
                 revision: t.revision.clone(),
                 message: t.message.clone(),
             }),
-            Some(target) if is_commit_id(&t.revision) && !target.starts_with(&t.revision) => {
+            (Some(target), Some(commit)) if !target.starts_with(&commit) => {
                 actions.push(Action::TagMove {
                     name: t.name.clone(),
                     from: target.clone(),
-                    to: t.revision.clone(),
+                    to: commit,
                 })
             }
-            Some(_) => {}
+            (Some(_), _) => {}
         }
     }
 

@@ -9,3 +9,6 @@ mod hostile_fs;
 mod hostile_server;
 mod hub_crash;
 mod leaks;
+mod plan;
+mod plan_fixtures;
+mod schemas;
