@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod faults;
+pub mod parse;
 mod routes;
 pub mod store;
 

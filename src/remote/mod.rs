@@ -92,9 +92,16 @@ pub async fn snapshot(client: &HubClient, target: &Target) -> Result<RemoteSnaps
         return Ok(RemoteSnapshot::default());
     };
     let refs = client.list_refs(t, id, false).await?;
-    let branches: BTreeMap<String, String> =
-        refs.branches.into_iter().map(|r| (r.name, r.target_commit)).collect();
-    let tags: BTreeMap<String, String> = refs.tags.into_iter().map(|r| (r.name, r.target_commit)).collect();
+    let branches: BTreeMap<String, String> = refs
+        .branches
+        .into_iter()
+        .map(|r| (r.name, r.target_commit))
+        .collect();
+    let tags: BTreeMap<String, String> = refs
+        .tags
+        .into_iter()
+        .map(|r| (r.name, r.target_commit))
+        .collect();
     let default_head = branches.get("main").cloned().or(info.sha.clone());
     let head = branches.get(&target.revision).cloned();
     let mut files = BTreeMap::new();
@@ -103,7 +110,14 @@ pub async fn snapshot(client: &HubClient, target: &Target) -> Result<RemoteSnaps
     if let Some(commit) = head.as_ref().or(default_head.as_ref()) {
         for e in client.list_tree(t, id, commit, None, true).await? {
             if e.kind == EntryType::File {
-                files.insert(e.path, RemoteFile { oid: e.oid, size: e.size, lfs: e.lfs.map(|l| l.oid) });
+                files.insert(
+                    e.path,
+                    RemoteFile {
+                        oid: e.oid,
+                        size: e.size,
+                        lfs: e.lfs.map(|l| l.oid),
+                    },
+                );
             }
         }
         gitattributes = match files.get(".gitattributes") {
@@ -112,7 +126,11 @@ pub async fn snapshot(client: &HubClient, target: &Target) -> Result<RemoteSnaps
                 Some(api::DEFAULT_GITATTRIBUTES.to_string())
             }
             Some(f) if f.lfs.is_none() && f.size <= 1024 * 1024 => {
-                let bytes = client.download(t, id, commit, ".gitattributes", None).await?.bytes().await?;
+                let bytes = client
+                    .download(t, id, commit, ".gitattributes", None)
+                    .await?
+                    .bytes()
+                    .await?;
                 Some(String::from_utf8_lossy(&bytes).into_owned())
             }
             _ => None,
@@ -132,10 +150,21 @@ pub async fn snapshot(client: &HubClient, target: &Target) -> Result<RemoteSnaps
             .into_iter()
             .map(|(k, s)| {
                 let updated_at_ms = api::parse_date(&s.updated_at).unwrap_or(0);
-                (k, RemoteSecret { description: s.description, updated_at_ms })
+                (
+                    k,
+                    RemoteSecret {
+                        description: s.description,
+                        updated_at_ms,
+                    },
+                )
             })
             .collect();
-        Some(RemoteSpace { hardware: runtime.hardware.requested, sleep_time: runtime.gc_timeout, variables, secrets })
+        Some(RemoteSpace {
+            hardware: runtime.hardware.requested,
+            sleep_time: runtime.gc_timeout,
+            variables,
+            secrets,
+        })
     } else {
         None
     };
