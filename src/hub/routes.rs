@@ -1793,8 +1793,10 @@ async fn lfs_upload(ctx: &mut Ctx, segs: &[&str]) -> HResult {
                     )));
                 };
                 let tag = p.etag.trim_matches('"');
+                // The etag becomes part of a file name: only the hex the hub handed out.
+                let is_ours = tag.len() == 32 && tag.bytes().all(|b| b.is_ascii_hexdigit());
                 let path = dir.join(format!("{n}-{tag}"));
-                if tag.len() != 32 || !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                if !is_ours || !tokio::fs::try_exists(&path).await.unwrap_or(false) {
                     return Err(HubErr::bad(format!(
                         "part {n} with etag {} was not uploaded",
                         p.etag
