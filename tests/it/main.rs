@@ -5,4 +5,5 @@ mod common;
 
 mod client;
 mod faults;
+mod fuzz;
 mod hub_security;
