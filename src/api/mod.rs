@@ -198,7 +198,7 @@ pub fn validate_ref_name(name: &str) -> Result<(), String> {
         });
     if bad {
         Err(format!(
-            "`{name}` is not a valid git ref name (no spaces, `..`, `~^:?*[\\`, control characters, or components starting with `.` or ending with `.lock`)"
+            "`{name}` is not a valid git ref name (no spaces, `..`, `~^:?*[\\`, control characters, or leading `-`/`.`)"
         ))
     } else {
         Ok(())

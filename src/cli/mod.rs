@@ -63,7 +63,8 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum HubCommand {
     /// Serve a persistent local Hub that `huggingface_hub` and hubsync accept.
-    Serve(hub_serve::ServeArgs),
+    // Boxed: the serve options are by far the largest arguments.
+    Serve(Box<hub_serve::ServeArgs>),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -72,7 +73,7 @@ pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Validate(args) => validate::exec(args),
         Command::Schema(args) => schema::exec(args),
-        Command::Hub(HubCommand::Serve(args)) => hub_serve::exec(args),
+        Command::Hub(HubCommand::Serve(args)) => hub_serve::exec(*args),
     };
     match result {
         Ok(code) => code,
