@@ -1,7 +1,8 @@
 //! The local Hub (`hubsync hub serve`): a faithful, persistent implementation of the Hub API
 //! subset that hubsync and `huggingface_hub` use. A storage core that knows nothing of HTTP
-//! ([`store`]) sits behind one axum [`router`] ([`routes`]); [`auth`] decides who may do what.
-//! Must not import client, plan or apply.
+//! ([`store`]) sits behind one axum [`router`] ([`routes`]); [`auth`] decides who may do what,
+//! [`parse`] turns untrusted commit and LFS batch bodies into typed requests, and [`faults`]
+//! injects failures when asked. Must not import client, plan or apply.
 
 pub mod auth;
 pub mod faults;
