@@ -191,6 +191,8 @@ pub fn validate_ref_name(name: &str) -> Result<(), String> {
         || name.contains("//")
         || name.contains("@{")
         || name == "@"
+        || name.contains("/.")
+        || name.split('/').any(|c| c.ends_with(".lock"))
         || name.chars().any(|c| {
             c.is_ascii_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\')
         });
@@ -293,6 +295,34 @@ mod tests {
             "esc\u{1b}[31m",
         ] {
             assert!(validate_repo_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ref_names() {
+        for good in ["main", "dev/feature-1", "v1.0", "release/2024.01"] {
+            assert!(validate_ref_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "..",
+            "../x",
+            "x/../y",
+            "/x",
+            "x/",
+            ".git",
+            "x/.git/y",
+            "x/.hidden",
+            "a\\b",
+            "a//b",
+            "x.lock",
+            "x.lock/y",
+            "a b",
+            "a:b",
+            "@",
+            "a@{b",
+        ] {
+            assert!(validate_ref_name(bad).is_err(), "{bad}");
         }
     }
 

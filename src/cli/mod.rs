@@ -70,7 +70,8 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum HubCommand {
     /// Serve a persistent local Hub that `huggingface_hub` and hubsync accept.
-    Serve(hub_serve::ServeArgs),
+    // Boxed: the serve options are by far the largest arguments.
+    Serve(Box<hub_serve::ServeArgs>),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -82,7 +83,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Apply(args) => apply::exec(args, &global),
         Command::Validate(args) => validate::exec(args),
         Command::Schema(args) => schema::exec(args),
-        Command::Hub(HubCommand::Serve(args)) => hub_serve::exec(args),
+        Command::Hub(HubCommand::Serve(args)) => hub_serve::exec(*args),
     };
     match result {
         Ok(code) => code,

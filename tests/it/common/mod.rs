@@ -25,6 +25,7 @@
 #![allow(dead_code)]
 
 mod figures;
+pub mod raw;
 
 pub use figures::record_figures;
 
@@ -142,6 +143,15 @@ impl TestHub {
 
     fn log_path(&self) -> PathBuf {
         self.dir.path().join("hub.log")
+    }
+
+    /// `GET /admin/stats` (the hub must have been started with [`TestHubBuilder::admin`]).
+    pub fn stats(&self) -> serde_json::Value {
+        let r = raw::req("GET", "/admin/stats")
+            .send(self.url())
+            .unwrap_or_else(|e| panic!("GET /admin/stats: {e}; log:\n{}", self.log()));
+        assert_eq!(r.status, 200, "GET /admin/stats: {}", r.everything());
+        r.json()
     }
 
     /// A client with alice's write token and a fast retry policy.
