@@ -72,9 +72,6 @@ pub fn markdown(plan: &Plan, diffs: &TextDiffs) -> String {
     if !unchanged.is_empty() {
         out.push('\n');
     }
-    if plan.repos.iter().any(|r| r.actions.is_empty()) {
-        out.push('\n');
-    }
     for repo in plan.repos.iter().filter(|r| !r.actions.is_empty()) {
         out.push_str(&format!(
             "### `{}` ({}, `{}`)\n\n",
