@@ -6,6 +6,7 @@
 
 mod batch;
 mod compute;
+pub mod retention;
 pub mod secrets;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use batch::{CommitBatch, split_commits};
 pub use compute::{DesiredFile, DesiredRepo, DesiredSpace, PlanError, Scope, TagSpec, compute};
+pub use retention::{Retention, natural_cmp};
 
 use crate::api::RepoType;
 
