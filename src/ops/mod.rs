@@ -418,6 +418,15 @@ pub async fn check_stale(client: &HubClient, plan: &Plan) -> Result<(), Error> {
     }
 }
 
+/// Watches the manifest's folders and keeps pushing them until a signal or a persistent error
+/// (see [`crate::watch`]).
+pub async fn watch(
+    opts: &crate::watch::WatchOptions,
+    emit: crate::watch::Emit<'_>,
+) -> Result<crate::watch::WatchExit, Error> {
+    crate::watch::run(opts, emit).await
+}
+
 /// Reads a saved plan file.
 pub fn read_plan(path: &Path) -> Result<Plan, Error> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {

@@ -1,0 +1,336 @@
+//! One round: adjust the manifest for readiness → [`ops::plan_manifest`] → cut the plan to what
+//! this round may push → [`apply::apply`]. A round is one future, owned and polled by the
+//! dispatcher; dropping it (a second signal) abandons it before any further commit.
+//!
+//! What a round may push (pure functions, tested below):
+//! - [`restrict_to_one_unit`]: when the plan adds or updates files of `ready_marker` units, the
+//!   round takes only the first such unit (natural order, so checkpoints land oldest first),
+//!   and raises the repo's commit caps so that the unit lands in **one** commit. Everything
+//!   else waits for the next round, which follows at once.
+//! - [`restrict_to_budget`]: a repo gets at most as many commits as its budget has left.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::ready::MappingRule;
+use crate::apply::{self, ApplyEvent, ApplyOptions, ApplyReport};
+use crate::manifest::Manifest;
+use crate::ops::{self, PlanOptions};
+use crate::plan::{self, Action, Plan, RepoPlan, natural_cmp, split_commits};
+
+/// Everything a round needs; it owns it all, so the round is `'static`.
+pub(crate) struct RoundInput {
+    pub number: u64,
+    /// The manifest, already narrowed to the repos with budget left.
+    pub manifest: Manifest,
+    pub rules: Vec<MappingRule>,
+    /// Paths that are still changing.
+    pub busy: Vec<PathBuf>,
+    /// Commits each repo may still make.
+    pub budget: BTreeMap<String, usize>,
+    pub plan_opts: PlanOptions,
+    pub apply_opts: ApplyOptions,
+    /// Apply's progress, for the dispatcher.
+    pub events: mpsc::UnboundedSender<ApplyEvent>,
+}
+
+/// How a round ended.
+pub(crate) struct RoundOutput {
+    pub number: u64,
+    pub elapsed: Duration,
+    pub result: Result<RoundDone, crate::Error>,
+}
+
+/// A round that planned (and perhaps applied).
+pub(crate) struct RoundDone {
+    /// The plan as applied (after the cuts); `None` when there was nothing to do.
+    pub plan: Option<Plan>,
+    pub report: Option<ApplyReport>,
+    /// Something was held back for a later round.
+    pub deferred: bool,
+    /// Scan warnings (symlinks skipped, …).
+    pub warnings: Vec<String>,
+}
+
+pub(crate) async fn run(input: RoundInput) -> RoundOutput {
+    let started = Instant::now();
+    let number = input.number;
+    let result = run_inner(input).await;
+    RoundOutput {
+        number,
+        elapsed: started.elapsed(),
+        result,
+    }
+}
+
+async fn run_inner(input: RoundInput) -> Result<RoundDone, crate::Error> {
+    let RoundInput {
+        number: _,
+        mut manifest,
+        rules,
+        busy,
+        budget,
+        plan_opts,
+        apply_opts,
+        events,
+    } = input;
+
+    // Reading the unit folders and their markers touches the disk: keep it off the runtime.
+    let (manifest, rules) = tokio::task::spawn_blocking(move || {
+        for rule in &rules {
+            let extra = rule.round_excludes(&busy);
+            if let Some(f) = manifest
+                .repos
+                .get_mut(rule.repo)
+                .and_then(|r| r.files.get_mut(rule.mapping))
+            {
+                f.exclude.extend(extra);
+            }
+        }
+        (manifest, rules)
+    })
+    .await
+    .map_err(|e| crate::Error::Io {
+        what: "read the watched folders".into(),
+        source: std::io::Error::other(e),
+    })?;
+
+    let planned = ops::plan_manifest(manifest, &plan_opts, |_| {}).await?;
+    let mut plan = planned.plan;
+    let mut deferred = false;
+    for (i, rp) in plan.repos.iter_mut().enumerate() {
+        let repo_rules: Vec<&MappingRule> = rules
+            .iter()
+            .filter(|r| r.repo == i && r.marker.is_some())
+            .collect();
+        deferred |= restrict_to_one_unit(rp, |path| {
+            repo_rules.iter().find_map(|r| {
+                r.unit_of_repo_path(path)
+                    .map(|u| (r.mapping, u.to_string()))
+            })
+        });
+        let left = budget.get(&rp.id).copied().unwrap_or(usize::MAX);
+        deferred |= restrict_to_budget(rp, left);
+    }
+    plan.summary = plan::summarize(&plan.repos);
+    let warnings = planned.warnings;
+    if !plan.has_changes() {
+        return Ok(RoundDone {
+            plan: None,
+            report: None,
+            deferred,
+            warnings,
+        });
+    }
+    let emit = move |e: ApplyEvent| {
+        let _ = events.send(e);
+    };
+    let report = apply::apply(
+        &planned.client,
+        &plan,
+        &planned.secrets,
+        &apply_opts,
+        &emit,
+    )
+    .await;
+    Ok(RoundDone {
+        plan: Some(plan),
+        report: Some(report),
+        deferred,
+        warnings,
+    })
+}
+
+/// Keeps only the actions for which `keep` holds (non-file actions always stay) and recounts.
+fn retain_files(rp: &mut RepoPlan, keep: impl Fn(usize, &Action) -> bool) -> bool {
+    let before = rp.actions.len();
+    let mut i = 0;
+    rp.actions.retain(|a| {
+        let k = a.file_path().is_none() || keep(i, a);
+        i += 1;
+        k
+    });
+    recount(rp);
+    rp.actions.len() != before
+}
+
+/// Recomputes the commit count and upload bytes after actions were removed.
+fn recount(rp: &mut RepoPlan) {
+    rp.commits = split_commits(&rp.actions, &rp.commit).len();
+    let mut seen = BTreeSet::new();
+    rp.upload_bytes = rp
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::FileAdd(f) | Action::FileUpdate(f)
+                if f.lfs && !f.uploaded && seen.insert(f.sha256.clone()) =>
+            {
+                Some(f.size)
+            }
+            _ => None,
+        })
+        .sum();
+}
+
+/// When `rp` adds or updates files of a unit (`unit_of` gives `(mapping, folder)` for a repo
+/// path), keeps only the first unit's file actions and raises the commit caps so they fit in
+/// one commit. Returns whether anything was held back.
+pub(crate) fn restrict_to_one_unit(
+    rp: &mut RepoPlan,
+    unit_of: impl Fn(&str) -> Option<(usize, String)>,
+) -> bool {
+    let first = rp
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::FileAdd(f) | Action::FileUpdate(f) => unit_of(&f.path),
+            _ => None,
+        })
+        .min_by(|a, b| a.0.cmp(&b.0).then_with(|| natural_cmp(&a.1, &b.1)));
+    let Some(unit) = first else { return false };
+    let deferred = retain_files(rp, |_, a| {
+        a.file_path()
+            .and_then(&unit_of)
+            .is_some_and(|u| u == unit)
+    });
+    let (files, bytes) = rp
+        .actions
+        .iter()
+        .filter(|a| a.file_path().is_some())
+        .fold((0usize, 0u64), |(n, b), a| match a {
+            Action::FileAdd(f) | Action::FileUpdate(f) => (n + 1, b + f.size),
+            _ => (n + 1, b),
+        });
+    rp.commit.max_files = rp.commit.max_files.max(files);
+    rp.commit.max_bytes = rp.commit.max_bytes.max(bytes);
+    recount(rp);
+    deferred
+}
+
+/// Cuts `rp` to the file actions of its first `left` commits. Returns whether anything was
+/// held back.
+pub(crate) fn restrict_to_budget(rp: &mut RepoPlan, left: usize) -> bool {
+    let batches = split_commits(&rp.actions, &rp.commit);
+    if batches.len() <= left {
+        return false;
+    }
+    let allowed: BTreeSet<usize> = batches
+        .iter()
+        .take(left)
+        .flat_map(|b| b.actions.iter().copied())
+        .collect();
+    retain_files(rp, |i, _| allowed.contains(&i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::RepoType;
+    use crate::plan::{CommitSettings, FileChange};
+
+    fn add(path: &str, size: u64) -> Action {
+        Action::FileAdd(FileChange {
+            path: path.into(),
+            size,
+            sha256: format!("{path:0>64}"),
+            git_oid: String::new(),
+            lfs: true,
+            old_git_oid: None,
+            uploaded: false,
+            local_path: path.into(),
+            mtime_ns: 0,
+        })
+    }
+
+    fn repo(actions: Vec<Action>, max_files: usize) -> RepoPlan {
+        let mut rp = RepoPlan {
+            id: "alice/run".into(),
+            repo_type: RepoType::Model,
+            revision: "main".into(),
+            base_commit: None,
+            default_branch_commit: None,
+            actions,
+            commits: 0,
+            upload_bytes: 0,
+            commit: CommitSettings {
+                message: "m".into(),
+                max_files,
+                max_bytes: 1000,
+            },
+        };
+        recount(&mut rp);
+        rp
+    }
+
+    fn paths(rp: &RepoPlan) -> Vec<&str> {
+        rp.actions.iter().filter_map(|a| a.file_path()).collect()
+    }
+
+    fn unit(path: &str) -> Option<(usize, String)> {
+        let rel = path.strip_prefix("ckpt/")?;
+        rel.split_once('/').map(|(u, _)| (0, u.to_string()))
+    }
+
+    #[test]
+    fn one_unit_per_round_in_one_commit() {
+        let mut rp = repo(
+            vec![
+                Action::RepoCreate {
+                    private: false,
+                    sdk: None,
+                },
+                add("README.md", 1),
+                add("ckpt/checkpoint-1000/a", 600),
+                add("ckpt/checkpoint-1000/b", 600),
+                add("ckpt/checkpoint-500/a", 600),
+                add("ckpt/checkpoint-500/b", 600),
+                add("ckpt/checkpoint-500/c", 600),
+                Action::FileDelete {
+                    path: "ckpt/checkpoint-500/old".into(),
+                    size: 1,
+                    old_git_oid: String::new(),
+                },
+                Action::FileDelete {
+                    path: "other".into(),
+                    size: 1,
+                    old_git_oid: String::new(),
+                },
+            ],
+            2,
+        );
+        assert!(restrict_to_one_unit(&mut rp, unit));
+        assert_eq!(
+            paths(&rp),
+            [
+                "ckpt/checkpoint-500/a",
+                "ckpt/checkpoint-500/b",
+                "ckpt/checkpoint-500/c",
+                "ckpt/checkpoint-500/old"
+            ]
+        );
+        assert!(matches!(rp.actions[0], Action::RepoCreate { .. }));
+        assert_eq!(rp.commits, 1, "the caps were raised to fit the unit");
+        assert_eq!(rp.upload_bytes, 1800);
+
+        // No unit change: nothing is held back.
+        let mut rp = repo(vec![add("README.md", 1), add("x", 1)], 1);
+        assert!(!restrict_to_one_unit(&mut rp, unit));
+        assert_eq!(rp.commits, 2);
+    }
+
+    #[test]
+    fn the_budget_cuts_commits() {
+        let actions: Vec<Action> = (0..5).map(|i| add(&format!("f{i}"), 1)).collect();
+        let mut rp = repo(actions, 2);
+        assert_eq!(rp.commits, 3);
+        assert!(!restrict_to_budget(&mut rp, 3));
+        assert!(restrict_to_budget(&mut rp, 1));
+        assert_eq!(paths(&rp), ["f0", "f1"]);
+        assert_eq!(rp.commits, 1);
+        assert!(restrict_to_budget(&mut rp, 0));
+        assert!(paths(&rp).is_empty());
+    }
+}
