@@ -404,6 +404,10 @@ impl Dispatcher<'_> {
         let debounce = self.debounce();
         let busy = self.tracker.busy(now, debounce);
         self.snapshot = self.tracker.snapshot(now, debounce);
+        let cutoff_ns = SystemTime::now()
+            .checked_sub(debounce)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i128);
         self.rerun = false;
         self.rounds += 1;
         if self.stopping.is_some() {
@@ -445,6 +449,8 @@ impl Dispatcher<'_> {
             manifest,
             rules,
             busy,
+            quiet: self.snapshot.clone(),
+            cutoff_ns,
             budget,
             plan_opts: self.plan_opts.clone(),
             apply_opts: self.apply_opts.clone(),

@@ -99,9 +99,17 @@ pub struct Tracker {
     entries: BTreeMap<PathBuf, Entry>,
 }
 
-/// Which quiet paths a round started with, to forget them once it is done.
-#[derive(Debug, Default)]
-pub struct Snapshot(BTreeMap<PathBuf, Instant>);
+/// Which quiet paths a round started with (and their stamps), to vouch for them during the
+/// round and to forget them once it is done.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot(BTreeMap<PathBuf, (Instant, Option<Stamp>)>);
+
+impl Snapshot {
+    /// Whether `path` was quiet at the start of the round with exactly this stamp.
+    pub fn vouches(&self, path: &Path, stamp: Stamp) -> bool {
+        self.0.get(path).is_some_and(|(_, s)| *s == Some(stamp))
+    }
+}
 
 impl Tracker {
     pub fn new() -> Tracker {
@@ -215,14 +223,14 @@ impl Tracker {
             self.entries
                 .iter()
                 .filter(|(_, e)| Self::quiet(e, now, debounce))
-                .map(|(p, e)| (p.clone(), e.since))
+                .map(|(p, e)| (p.clone(), (e.since, e.stamp)))
                 .collect(),
         )
     }
 
     /// Forgets the paths a round pushed, unless they changed again meanwhile.
     pub fn forget(&mut self, snapshot: &Snapshot) {
-        for (path, since) in &snapshot.0 {
+        for (path, (since, _)) in &snapshot.0 {
             if self.entries.get(path).is_some_and(|e| e.since == *since) {
                 self.entries.remove(path);
             }

@@ -3,6 +3,12 @@
 //! dispatcher; dropping it (a second signal) abandons it before any further commit.
 //!
 //! What a round may push (pure functions, tested below):
+//! - [`hold_unready`]: the excludes are decided when the round starts, but the scan runs a
+//!   little later, so a file created or written in between could slip in half-written. After
+//!   planning, every file to upload must therefore be vouched for: either its mtime is older
+//!   than the round's start minus the debounce window, or it was quiet at the start with
+//!   exactly this size and mtime. A unit is pushed only if its marker exists and every one of
+//!   its files is vouched for; otherwise all of it waits (its events will bring it back).
 //! - [`restrict_to_one_unit`]: when the plan adds or updates files of `ready_marker` units, the
 //!   round takes only the first such unit (natural order, so checkpoints land oldest first),
 //!   and raises the repo's commit caps so that the unit lands in **one** commit. Everything
@@ -15,11 +21,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::ready::MappingRule;
+use super::ready::{MappingRule, Snapshot, Stamp};
 use crate::apply::{self, ApplyEvent, ApplyOptions, ApplyReport};
 use crate::manifest::Manifest;
 use crate::ops::{self, PlanOptions};
-use crate::plan::{self, Action, Plan, RepoPlan, natural_cmp, split_commits};
+use crate::plan::{self, Action, FileChange, Plan, RepoPlan, natural_cmp, split_commits};
 
 /// Everything a round needs; it owns it all, so the round is `'static`.
 pub(crate) struct RoundInput {
@@ -29,6 +35,11 @@ pub(crate) struct RoundInput {
     pub rules: Vec<MappingRule>,
     /// Paths that are still changing.
     pub busy: Vec<PathBuf>,
+    /// The paths that were quiet at the start, with their stamps.
+    pub quiet: Snapshot,
+    /// Files modified after this (ns since the Unix epoch) are pushed only if `quiet` vouches
+    /// for them: the round's start minus the debounce window.
+    pub cutoff_ns: i128,
     /// Commits each repo may still make.
     pub budget: BTreeMap<String, usize>,
     pub plan_opts: PlanOptions,
@@ -72,6 +83,8 @@ async fn run_inner(input: RoundInput) -> Result<RoundDone, crate::Error> {
         mut manifest,
         rules,
         busy,
+        quiet,
+        cutoff_ns,
         budget,
         plan_opts,
         apply_opts,
@@ -106,12 +119,35 @@ async fn run_inner(input: RoundInput) -> Result<RoundDone, crate::Error> {
             .iter()
             .filter(|r| r.repo == i && r.marker.is_some())
             .collect();
-        deferred |= restrict_to_one_unit(rp, |path| {
+        let unit_of = |path: &str| {
             repo_rules.iter().find_map(|r| {
                 r.unit_of_repo_path(path)
                     .map(|u| (r.mapping, u.to_string()))
             })
-        });
+        };
+        let vouched = |f: &FileChange| {
+            f.mtime_ns <= cutoff_ns
+                || quiet.vouches(
+                    &f.local_path,
+                    Stamp {
+                        size: f.size,
+                        mtime_ns: f.mtime_ns,
+                    },
+                )
+        };
+        let has_marker = |(mapping, unit): &(usize, String)| {
+            repo_rules.iter().any(|r| {
+                r.mapping == *mapping
+                    && r.marker
+                        .as_ref()
+                        .is_some_and(|m| r.root.join(unit).join(m).is_file())
+            })
+        };
+        let held = hold_unready(rp, vouched, unit_of, has_marker);
+        if held > 0 {
+            tracing::debug!(repo = %rp.id, held, "changes not ready yet; their events bring them back");
+        }
+        deferred |= restrict_to_one_unit(rp, unit_of);
         let left = budget.get(&rp.id).copied().unwrap_or(usize::MAX);
         deferred |= restrict_to_budget(rp, left);
     }
@@ -173,6 +209,42 @@ fn recount(rp: &mut RepoPlan) {
             _ => None,
         })
         .sum();
+}
+
+/// Drops the file changes that were not ready at the round's start (see the module docs):
+/// loose files that `vouched` rejects, and whole units — adds, updates and deletes — that lack
+/// their marker (`has_marker`) or hold a rejected file. Returns how many actions were dropped.
+/// Nothing is marked deferred: each dropped file has an event of its own to come back with.
+pub(crate) fn hold_unready(
+    rp: &mut RepoPlan,
+    vouched: impl Fn(&FileChange) -> bool,
+    unit_of: impl Fn(&str) -> Option<(usize, String)>,
+    has_marker: impl Fn(&(usize, String)) -> bool,
+) -> usize {
+    let mut units: BTreeMap<(usize, String), bool> = BTreeMap::new();
+    for a in &rp.actions {
+        let Some(unit) = a.file_path().and_then(&unit_of) else {
+            continue;
+        };
+        let ok = match a {
+            Action::FileAdd(f) | Action::FileUpdate(f) => vouched(f),
+            _ => true,
+        };
+        let entry = units.entry(unit).or_insert(true);
+        *entry &= ok;
+    }
+    for (unit, ok) in units.iter_mut() {
+        *ok &= has_marker(unit);
+    }
+    let before = rp.actions.len();
+    retain_files(rp, |_, a| match a.file_path().and_then(&unit_of) {
+        Some(unit) => units.get(&unit).copied().unwrap_or(false),
+        None => match a {
+            Action::FileAdd(f) | Action::FileUpdate(f) => vouched(f),
+            _ => true,
+        },
+    });
+    before - rp.actions.len()
 }
 
 /// When `rp` adds or updates files of a unit (`unit_of` gives `(mapping, folder)` for a repo
@@ -319,6 +391,48 @@ mod tests {
         let mut rp = repo(vec![add("README.md", 1), add("x", 1)], 1);
         assert!(!restrict_to_one_unit(&mut rp, unit));
         assert_eq!(rp.commits, 2);
+    }
+
+    #[test]
+    fn unready_files_and_units_are_held() {
+        let recent = |path: &str| {
+            let mut a = add(path, 1);
+            if let Action::FileAdd(f) = &mut a {
+                f.mtime_ns = 100;
+            }
+            a
+        };
+        let delete = |path: &str| Action::FileDelete {
+            path: path.into(),
+            size: 1,
+            old_git_oid: String::new(),
+        };
+        let mut rp = repo(
+            vec![
+                add("old.txt", 1),
+                recent("new.txt"),
+                add("ckpt/checkpoint-1/a", 1),
+                add("ckpt/checkpoint-1/state", 1),
+                add("ckpt/checkpoint-2/a", 1),
+                recent("ckpt/checkpoint-2/state"),
+                delete("ckpt/checkpoint-2/gone"),
+                add("ckpt/checkpoint-3/a", 1),
+                delete("gone.txt"),
+            ],
+            100,
+        );
+        let vouched = |f: &FileChange| f.mtime_ns < 50;
+        let has_marker = |u: &(usize, String)| u.1 != "checkpoint-3";
+        assert_eq!(hold_unready(&mut rp, vouched, unit, has_marker), 5);
+        assert_eq!(
+            paths(&rp),
+            [
+                "old.txt",
+                "ckpt/checkpoint-1/a",
+                "ckpt/checkpoint-1/state",
+                "gone.txt"
+            ]
+        );
     }
 
     #[test]

@@ -4,3 +4,4 @@
 mod common;
 
 mod client;
+mod watch;
