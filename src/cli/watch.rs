@@ -210,7 +210,10 @@ fn human(e: &WatchEvent) -> Option<(String, bool)> {
                 WaitReason::RateLimited => "the Hub asked to slow down (429)",
             };
             (
-                format!("waiting: {who} waits {} ({why}); changes coalesce", secs(*wait_ms)),
+                format!(
+                    "waiting: {who} waits {} ({why}); changes coalesce",
+                    secs(*wait_ms)
+                ),
                 false,
             )
         }
@@ -334,4 +337,3 @@ mod tests {
         );
     }
 }
-

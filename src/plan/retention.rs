@@ -100,14 +100,16 @@ impl Retention {
     /// The retained folder holding `rel` (a path relative to the prefix): its shallowest
     /// ancestor folder that matches the pattern.
     pub fn folder_of<'a>(&self, rel: &'a str) -> Option<&'a str> {
-        rel.match_indices('/').map(|(i, _)| &rel[..i]).find(|folder| {
-            let subject = if self.by_name {
-                folder.rsplit('/').next().unwrap_or(folder)
-            } else {
-                folder
-            };
-            self.matcher.is_match(subject)
-        })
+        rel.match_indices('/')
+            .map(|(i, _)| &rel[..i])
+            .find(|folder| {
+                let subject = if self.by_name {
+                    folder.rsplit('/').next().unwrap_or(folder)
+                } else {
+                    folder
+                };
+                self.matcher.is_match(subject)
+            })
     }
 
     /// The retained folder of a repo path, relative to the prefix.
@@ -236,7 +238,10 @@ mod tests {
             ]
         );
         assert_eq!(natural_cmp("a-07", "a-7"), "a-07".cmp("a-7"));
-        assert_eq!(natural_cmp("epoch-2-step-10", "epoch-10-step-1"), Ordering::Less);
+        assert_eq!(
+            natural_cmp("epoch-2-step-10", "epoch-10-step-1"),
+            Ordering::Less
+        );
         assert_eq!(natural_cmp("a", "a-1"), Ordering::Less);
         assert_eq!(natural_cmp("x", "x"), Ordering::Equal);
     }
@@ -290,7 +295,12 @@ mod tests {
         let v = r.verdict(remote, local.iter().map(String::as_str));
         assert_eq!(
             v.skip_local,
-            set(&["checkpoint-1", "checkpoint-2", "checkpoint-3", "checkpoint-4"])
+            set(&[
+                "checkpoint-1",
+                "checkpoint-2",
+                "checkpoint-3",
+                "checkpoint-4"
+            ])
         );
         // 6 has not landed yet, so 4 stays on the Hub (frozen) until it has.
         assert!(v.delete_remote.is_empty());

@@ -75,13 +75,13 @@ pub use events::{RoundRepo, StopReason, WaitReason, WatchEvent};
 pub use ready::{TEMP_EXCLUDES, is_temp_name};
 pub use schedule::DEFAULT_MAX_COMMITS_PER_HOUR;
 
+use crate::Error;
 use crate::apply::{ApplyError, ApplyEvent, ApplyOptions};
 use crate::client::ErrorKind;
 use crate::manifest::{self, Manifest};
 use crate::ops::{self, PlanOptions};
 use crate::plan::{Action, PlanError};
 use crate::util::lock::ApplyLock;
-use crate::Error;
 use ready::{MappingRule, Snapshot, Stamp, Tracker};
 use round::{RoundInput, RoundOutput};
 use schedule::{Backoff, Budget};
@@ -336,12 +336,20 @@ impl Dispatcher<'_> {
         self.tracker.refresh(now, debounce, Stamp::of);
         let stopping = self.stopping.is_some();
         if !self.rerun && self.tracker.is_empty() && self.held.is_empty() {
-            return if stopping { Next::Exit } else { Next::Wait(None) };
+            return if stopping {
+                Next::Exit
+            } else {
+                Next::Wait(None)
+            };
         }
         if let Some(at) = self.backoff_until
             && now < at
         {
-            return if stopping { Next::Exit } else { Next::Wait(Some(at)) };
+            return if stopping {
+                Next::Exit
+            } else {
+                Next::Wait(Some(at))
+            };
         }
         let sys = SystemTime::now();
         let has_budget = |d: &Self, id: &str| d.budget.remaining(id, sys) > 0;
@@ -373,7 +381,12 @@ impl Dispatcher<'_> {
         {
             return Next::Wait(Some(last + every));
         }
-        let ids: Vec<String> = self.manifest.repos.iter().map(|r| r.id.to_string()).collect();
+        let ids: Vec<String> = self
+            .manifest
+            .repos
+            .iter()
+            .map(|r| r.id.to_string())
+            .collect();
         if ids.iter().all(|id| !has_budget(self, id)) {
             if stopping {
                 return Next::Exit;
@@ -400,7 +413,11 @@ impl Dispatcher<'_> {
     }
 
     /// Builds the next round: the repos with budget left, the busy paths to leave out.
-    fn round_input(&mut self, now: Instant, events: mpsc::UnboundedSender<ApplyEvent>) -> RoundInput {
+    fn round_input(
+        &mut self,
+        now: Instant,
+        events: mpsc::UnboundedSender<ApplyEvent>,
+    ) -> RoundInput {
         let debounce = self.debounce();
         let busy = self.tracker.busy(now, debounce);
         self.snapshot = self.tracker.snapshot(now, debounce);
@@ -438,10 +455,9 @@ impl Dispatcher<'_> {
             .rules
             .iter()
             .filter_map(|r| {
-                index.get(&r.repo).map(|&repo| MappingRule {
-                    repo,
-                    ..r.clone()
-                })
+                index
+                    .get(&r.repo)
+                    .map(|&repo| MappingRule { repo, ..r.clone() })
             })
             .collect();
         RoundInput {
@@ -764,7 +780,10 @@ fn log_apply_event(e: &ApplyEvent) {
             tracing::info!(%repo, %path, %error, "left out of this round")
         }
         ApplyEvent::CommitCreated {
-            repo, commit, files, ..
+            repo,
+            commit,
+            files,
+            ..
         } => tracing::info!(%repo, %commit, files, "committed"),
         other => tracing::debug!(event = ?other, "apply"),
     }
@@ -783,7 +802,10 @@ fn is_fatal(e: &Error) -> bool {
 fn apply_error_is_fatal(e: &ApplyError) -> bool {
     match e {
         ApplyError::Hub { source, .. } => {
-            matches!(source.kind(), ErrorKind::Unauthorized | ErrorKind::Forbidden)
+            matches!(
+                source.kind(),
+                ErrorKind::Unauthorized | ErrorKind::Forbidden
+            )
         }
         ApplyError::MissingSecret { .. } => true,
         ApplyError::Conflict { .. } | ApplyError::Unstable { .. } => false,

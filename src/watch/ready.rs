@@ -148,7 +148,12 @@ impl Tracker {
 
     /// Re-`stat`s the paths whose window ended since they were last checked; a path whose stamp
     /// moved starts a new window.
-    pub fn refresh(&mut self, now: Instant, debounce: Duration, stat: impl Fn(&Path) -> Option<Stamp>) {
+    pub fn refresh(
+        &mut self,
+        now: Instant,
+        debounce: Duration,
+        stat: impl Fn(&Path) -> Option<Stamp>,
+    ) {
         for (path, e) in &mut self.entries {
             if e.verified || e.since + debounce > now {
                 continue;
@@ -187,7 +192,12 @@ impl Tracker {
 
     /// When [`ready`](Self::ready) could next change without an event: the end of the
     /// earliest open window, or the moment a quiet path becomes overdue.
-    pub fn next_check(&self, now: Instant, debounce: Duration, max_delay: Duration) -> Option<Instant> {
+    pub fn next_check(
+        &self,
+        now: Instant,
+        debounce: Duration,
+        max_delay: Duration,
+    ) -> Option<Instant> {
         self.entries
             .values()
             .map(|e| {
@@ -383,10 +393,23 @@ mod tests {
 
     #[test]
     fn temp_names() {
-        for t in ["a.tmp", "x/a.partial", "a~", ".a", "x/.hidden/y", "w.lock", "d.tmp/x"] {
+        for t in [
+            "a.tmp",
+            "x/a.partial",
+            "a~",
+            ".a",
+            "x/.hidden/y",
+            "w.lock",
+            "d.tmp/x",
+        ] {
             assert!(is_temp_name(t), "{t}");
         }
-        for t in ["a.txt", "checkpoint-5/model.safetensors", "tmpfile", "x/a.tmp.json"] {
+        for t in [
+            "a.txt",
+            "checkpoint-5/model.safetensors",
+            "tmpfile",
+            "x/a.tmp.json",
+        ] {
             assert!(!is_temp_name(t), "{t}");
         }
     }
@@ -408,14 +431,20 @@ mod tests {
         let t0 = Instant::now();
         let d = Duration::from_millis(100);
         let max = Duration::from_millis(300);
-        let stamp = Some(Stamp { size: 1, mtime_ns: 1 });
+        let stamp = Some(Stamp {
+            size: 1,
+            mtime_ns: 1,
+        });
         let mut t = Tracker::new();
         t.touch("a".into(), stamp, t0);
         t.refresh(t0 + d / 2, d, |_| stamp);
         assert!(!t.ready(t0 + d / 2, d, max));
         assert_eq!(t.next_check(t0 + d / 2, d, max), Some(t0 + d));
         // The window ends but the file grew: a new window.
-        let grown = Some(Stamp { size: 2, mtime_ns: 2 });
+        let grown = Some(Stamp {
+            size: 2,
+            mtime_ns: 2,
+        });
         t.refresh(t0 + d, d, |_| grown);
         assert!(!t.ready(t0 + d, d, max));
         assert_eq!(t.busy(t0 + d, d), vec![PathBuf::from("a")]);
@@ -429,7 +458,10 @@ mod tests {
         let t0 = Instant::now();
         let d = Duration::from_millis(100);
         let max = Duration::from_millis(300);
-        let s = Some(Stamp { size: 1, mtime_ns: 1 });
+        let s = Some(Stamp {
+            size: 1,
+            mtime_ns: 1,
+        });
         let mut t = Tracker::new();
         t.touch("quiet".into(), s, t0);
         let mut now = t0;
@@ -500,8 +532,15 @@ mod tests {
             ]
         );
         assert_eq!(m.unit_of("checkpoint-3/w.bin"), Some("checkpoint-3"));
-        assert_eq!(m.unit_of("logs/w.bin"), None, "`logs` is no unit with a pattern");
-        assert_eq!(m.unit_of_repo_path("ckpt/checkpoint-3/w.bin"), Some("checkpoint-3"));
+        assert_eq!(
+            m.unit_of("logs/w.bin"),
+            None,
+            "`logs` is no unit with a pattern"
+        );
+        assert_eq!(
+            m.unit_of_repo_path("ckpt/checkpoint-3/w.bin"),
+            Some("checkpoint-3")
+        );
         assert_eq!(m.unit_of_repo_path("other/checkpoint-3/w.bin"), None);
 
         // Without `keep_last`, every direct sub-folder is a unit.

@@ -164,14 +164,7 @@ async fn run_inner(input: RoundInput) -> Result<RoundDone, crate::Error> {
     let emit = move |e: ApplyEvent| {
         let _ = events.send(e);
     };
-    let report = apply::apply(
-        &planned.client,
-        &plan,
-        &planned.secrets,
-        &apply_opts,
-        &emit,
-    )
-    .await;
+    let report = apply::apply(&planned.client, &plan, &planned.secrets, &apply_opts, &emit).await;
     Ok(RoundDone {
         plan: Some(plan),
         report: Some(report),
@@ -264,18 +257,16 @@ pub(crate) fn restrict_to_one_unit(
         .min_by(|a, b| a.0.cmp(&b.0).then_with(|| natural_cmp(&a.1, &b.1)));
     let Some(unit) = first else { return false };
     let deferred = retain_files(rp, |_, a| {
-        a.file_path()
-            .and_then(&unit_of)
-            .is_some_and(|u| u == unit)
+        a.file_path().and_then(&unit_of).is_some_and(|u| u == unit)
     });
-    let (files, bytes) = rp
-        .actions
-        .iter()
-        .filter(|a| a.file_path().is_some())
-        .fold((0usize, 0u64), |(n, b), a| match a {
-            Action::FileAdd(f) | Action::FileUpdate(f) => (n + 1, b + f.size),
-            _ => (n + 1, b),
-        });
+    let (files, bytes) =
+        rp.actions
+            .iter()
+            .filter(|a| a.file_path().is_some())
+            .fold((0usize, 0u64), |(n, b), a| match a {
+                Action::FileAdd(f) | Action::FileUpdate(f) => (n + 1, b + f.size),
+                _ => (n + 1, b),
+            });
     rp.commit.max_files = rp.commit.max_files.max(files);
     rp.commit.max_bytes = rp.commit.max_bytes.max(bytes);
     recount(rp);

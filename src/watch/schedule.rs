@@ -162,7 +162,10 @@ mod tests {
         let now = t0 + Duration::from_secs(1800);
         assert_eq!(b.wait("a", now), Duration::from_millis(1_800_001));
         assert_eq!(b.remaining("a", t0 + WINDOW + Duration::from_secs(1)), 2);
-        assert_eq!(b.wait("a", t0 + WINDOW + Duration::from_secs(1)), Duration::ZERO);
+        assert_eq!(
+            b.wait("a", t0 + WINDOW + Duration::from_secs(1)),
+            Duration::ZERO
+        );
     }
 
     #[test]
@@ -181,7 +184,10 @@ mod tests {
         let mut b = Backoff::default();
         assert_eq!(b.fail(None), Duration::from_secs(1));
         assert_eq!(b.fail(None), Duration::from_secs(2));
-        assert_eq!(b.fail(Some(Duration::from_secs(30))), Duration::from_secs(30));
+        assert_eq!(
+            b.fail(Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
         for _ in 0..10 {
             b.fail(None);
         }

@@ -91,10 +91,13 @@ fn sha256(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
+/// Each stdout line as it arrived: an event, or the line that did not parse.
+type EventLog = Arc<Mutex<Vec<(Instant, Result<WatchEvent, String>)>>>;
+
 /// A running `hubsync watch --format json`, its events, and its stderr.
 struct Watch {
     child: Child,
-    events: Arc<Mutex<Vec<(Instant, Result<WatchEvent, String>)>>>,
+    events: EventLog,
     stderr: PathBuf,
 }
 
@@ -134,8 +137,8 @@ impl Watch {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                let parsed = serde_json::from_str::<WatchEvent>(&line)
-                    .map_err(|e| format!("{e}: {line}"));
+                let parsed =
+                    serde_json::from_str::<WatchEvent>(&line).map_err(|e| format!("{e}: {line}"));
                 sink.lock().unwrap().push((Instant::now(), parsed));
             }
         });
@@ -248,7 +251,10 @@ fn rounds(evs: &[(Instant, WatchEvent)]) -> Vec<(Instant, Vec<Vec<String>>)> {
         .filter_map(|(t, e)| match e {
             WatchEvent::Round { repos, .. } => {
                 let commits: Vec<Vec<String>> = repos.iter().map(|r| r.commits.clone()).collect();
-                commits.iter().any(|c| !c.is_empty()).then(|| (*t, commits))
+                commits
+                    .iter()
+                    .any(|c| !c.is_empty())
+                    .then_some((*t, commits))
             }
             _ => None,
         })
@@ -378,7 +384,11 @@ fn checkpoints_arrive_whole_one_commit_each() {
     }
     wait_hub(&hub, "trainer", "all five checkpoints", |files| {
         finals.keys().all(|p| files.iter().any(|f| &f.path == p))
-            && files.iter().filter(|f| f.path.ends_with("trainer_state.json")).count() == 5
+            && files
+                .iter()
+                .filter(|f| f.path.ends_with("trainer_state.json"))
+                .count()
+                == 5
     });
     watch.signal("TERM");
     assert!(watch.wait_exit().success(), "{}", watch.log());
@@ -404,7 +414,11 @@ fn checkpoints_arrive_whole_one_commit_each() {
                 continue;
             }
             // Whenever a checkpoint is there, all of it is.
-            assert_eq!(present.len(), 3, "incomplete checkpoint in {commit}: {present:?}");
+            assert_eq!(
+                present.len(),
+                3,
+                "incomplete checkpoint in {commit}: {present:?}"
+            );
             first_seen.entry(step).or_insert(i);
         }
     }
@@ -434,7 +448,10 @@ fn rapid_writes_become_one_commit() {
     // 100 writes in about a second, over ten files.
     let start = Instant::now();
     for i in 0..100 {
-        ws.write(&format!("notes/{}.txt", i % 10), format!("write {i}\n").as_bytes());
+        ws.write(
+            &format!("notes/{}.txt", i % 10),
+            format!("write {i}\n").as_bytes(),
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(start.elapsed() < Duration::from_secs(3));
@@ -444,12 +461,21 @@ fn rapid_writes_become_one_commit() {
     assert_eq!(watch.commits(), 2, "{:#?}", watch.events());
     let files = rt().block_on(files_now(&hub.write_client(), "burst"));
     assert_eq!(
-        files.iter().filter(|f| f.path.starts_with("notes/")).count(),
+        files
+            .iter()
+            .filter(|f| f.path.starts_with("notes/"))
+            .count(),
         10
     );
     let got = rt().block_on(async {
         hub.write_client()
-            .download(RepoType::Model, &repo_id("burst"), "main", "notes/9.txt", None)
+            .download(
+                RepoType::Model,
+                &repo_id("burst"),
+                "main",
+                "notes/9.txt",
+                None,
+            )
             .await
             .unwrap()
             .bytes()
@@ -475,7 +501,9 @@ fn every_spaces_pushes() {
     }
     // Wait for the last writes to land.
     let last = format!("log/{}.txt", i - 1);
-    wait_hub(&hub, "every", &last, |files| files.iter().any(|f| f.path == last));
+    wait_hub(&hub, "every", &last, |files| {
+        files.iter().any(|f| f.path == last)
+    });
     let rounds = rounds(&watch.events());
     assert!(rounds.len() >= 3, "{rounds:?}");
     for pair in rounds.windows(2) {
@@ -560,15 +588,20 @@ fn keep_last_leaves_the_two_newest() {
         .collect();
     let mut expected_sorted = expected.clone();
     expected_sorted.sort();
-    wait_hub(&hub, "retention", "exactly checkpoints 900 and 1000", |files| {
-        let mut got: Vec<String> = files
-            .iter()
-            .filter(|f| f.path.starts_with("ckpt/"))
-            .map(|f| f.path.clone())
-            .collect();
-        got.sort();
-        got == expected_sorted
-    });
+    wait_hub(
+        &hub,
+        "retention",
+        "exactly checkpoints 900 and 1000",
+        |files| {
+            let mut got: Vec<String> = files
+                .iter()
+                .filter(|f| f.path.starts_with("ckpt/"))
+                .map(|f| f.path.clone())
+                .collect();
+            got.sort();
+            got == expected_sorted
+        },
+    );
     watch.signal("TERM");
     assert!(watch.wait_exit().success(), "{}", watch.log());
     // Still exactly those after the flush; the old ones are still on disk.
@@ -627,7 +660,10 @@ fn kill_9_mid_upload_then_restart_resumes() {
     std::thread::sleep(Duration::from_millis(300));
     watch.kill9();
     let cut = stats(&hub);
-    assert_eq!(cut["lfs_objects_uploaded"], 1, "the cut upload did not complete");
+    assert_eq!(
+        cut["lfs_objects_uploaded"], 1,
+        "the cut upload did not complete"
+    );
     assert_eq!(cut["commits_created"], before["commits_created"]);
 
     // Restart: the upload finishes, once, in one commit.
@@ -647,7 +683,11 @@ fn kill_9_mid_upload_then_restart_resumes() {
         let paths = |t: &[TreeEntry]| -> Vec<(String, String)> {
             t.iter().map(|f| (f.path.clone(), f.oid.clone())).collect()
         };
-        assert_ne!(paths(&w[0].1), paths(&w[1].1), "an empty (duplicate) commit");
+        assert_ne!(
+            paths(&w[0].1),
+            paths(&w[1].1),
+            "an empty (duplicate) commit"
+        );
     }
     let last = &history.last().unwrap().1;
     let w2 = last
@@ -687,9 +727,10 @@ fn sigterm_pushes_pending_ready_files_and_exits_0() {
         assert!(files.iter().any(|f| f.path == p), "{p} missing");
     }
     let evs = watch.events();
-    assert!(evs
-        .iter()
-        .any(|(_, e)| matches!(e, WatchEvent::Stopping { .. })));
+    assert!(
+        evs.iter()
+            .any(|(_, e)| matches!(e, WatchEvent::Stopping { .. }))
+    );
     assert!(matches!(
         evs.last().map(|(_, e)| e),
         Some(WatchEvent::Stopped {
