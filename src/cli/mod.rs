@@ -60,6 +60,7 @@ pub enum Command {
     /// Make the Hub match the manifest (asks first on a terminal), or apply a saved plan.
     Apply(apply::ApplyArgs),
     /// Keep pushing the mapped folders as they change (reconciles first, auto-approved).
+    #[command(long_about = watch::LONG_ABOUT)]
     Watch(watch::WatchArgs),
     /// Check a manifest without touching the network or the mapped folders.
     Validate(validate::ValidateArgs),

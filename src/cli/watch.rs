@@ -24,24 +24,32 @@ pub enum WatchFormat {
     Json,
 }
 
-/// Keep pushing the manifest's folders as they change (for example a training run's output).
-///
-/// Watch first reconciles: a normal apply of the file changes the plan shows, AUTO-APPROVED —
-/// no confirmation is asked, so run `hubsync plan` first if unsure. Then it watches every mapped
-/// folder and pushes a file once it is quiet (unchanged for `--debounce`). Temporary names
-/// (`*.tmp`, `*.partial`, `*~`, `*.lock`, dot-files) are never pushed. With `ready_marker:` on a
-/// mapping, a checkpoint folder is pushed only once it holds the marker, alone and in one
-/// commit; with `keep_last:`, older matching folders (natural order: `checkpoint-500` is older
-/// than `checkpoint-1000`) are deleted from the Hub once a newer one has landed, never the
-/// newest, and within `max_deletes`.
-///
-/// Commits per repo stay within `--max-commits-per-hour` (the Hub allows about 128); changes
-/// coalesce while waiting, and a 429 backs off. The first Ctrl-C (or SIGTERM) finishes the
-/// round in flight, pushes what is complete and exits 0; a second one aborts at once (exit
-/// 130) without committing anything partial. Authentication errors and a repo that is gone
-/// (with `create: false`) stop watch with exit 1; other errors are retried.
+/// `hubsync watch --help`, after the one-line summary.
+pub const LONG_ABOUT: &str = "\
+Keep pushing the mapped folders as they change (for example a training run's output).
+
+Watch first reconciles: a normal apply of the file changes the plan shows, AUTO-APPROVED (no
+confirmation is asked; run `hubsync plan` first if unsure). Then it watches every mapped folder
+and pushes a file once it is quiet: size and mtime unchanged for `--debounce`. Temporary names
+(`*.tmp`, `*.partial`, `*~`, `*.lock`, dot-files) are never pushed.
+
+With `ready_marker:` on a mapping, a checkpoint folder (each folder matching `keep_last.pattern`,
+or else each direct sub-folder) is pushed only once it holds the marker, alone, in one commit.
+With `keep_last:`, older matching folders are deleted from the Hub once a newer one has landed,
+never the newest, within `max_deletes`; \"newest\" is natural order (`checkpoint-500` is older
+than `checkpoint-1000`). Old folders still on disk are not uploaded again.
+
+Commits per repo stay within `--max-commits-per-hour` (the Hub allows about 128 an hour; the
+count survives restarts); changes coalesce while waiting, and a 429 backs off. Restarting (even
+after kill -9) re-uploads nothing the Hub has and re-hashes no unchanged file.
+
+The first Ctrl-C (or SIGTERM) finishes the round in flight, pushes what is complete and exits 0;
+a second one aborts at once (exit 130) without committing anything partial. Authentication
+errors and a repo that is gone (with `create: false`) stop watch with exit 1; other errors are
+reported and retried.";
+
+/// `hubsync watch` as typed.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
 pub struct WatchArgs {
     #[command(flatten)]
     pub manifest: ManifestArgs,

@@ -147,6 +147,16 @@ pub type Emit<'a> = &'a (dyn Fn(&WatchEvent) + Send + Sync);
 
 /// Watches until a signal or a persistent error (see the module docs).
 pub async fn run(opts: &WatchOptions, emit: Emit<'_>) -> Result<WatchExit, Error> {
+    run_until(opts, emit, std::future::pending()).await
+}
+
+/// [`run`], with `shutdown` acting as a first signal when it completes (for embedding watch in
+/// another program, and for benchmarks). SIGINT and SIGTERM still work.
+pub async fn run_until(
+    opts: &WatchOptions,
+    emit: Emit<'_>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<WatchExit, Error> {
     let manifest = ops::load_manifest(&opts.manifest, &opts.repos)?;
     manifest::check_paths(&manifest)?;
     let state_dir = manifest.base_dir.join(".hubsync");
@@ -205,7 +215,7 @@ pub async fn run(opts: &WatchOptions, emit: Emit<'_>) -> Result<WatchExit, Error
         every_ms: opts.every.map(|e| e.as_millis() as u64),
         max_commits_per_hour: opts.max_commits_per_hour,
     });
-    d.run(fs_rx, &mut signals).await
+    d.run(fs_rx, &mut signals, shutdown).await
 }
 
 /// What the loop does next when no round is running.
@@ -259,7 +269,11 @@ impl Dispatcher<'_> {
         mut self,
         mut fs_rx: mpsc::Receiver<fs::FsEvent>,
         signals: &mut Signals,
+        shutdown: impl Future<Output = ()>,
     ) -> Result<WatchExit, Error> {
+        let shutdown = shutdown;
+        tokio::pin!(shutdown);
+        let mut shutdown_open = true;
         let (apply_tx, mut apply_rx) = mpsc::unbounded_channel::<ApplyEvent>();
         let mut round: Option<RoundFuture> = None;
         let mut fs_open = true;
@@ -297,24 +311,41 @@ impl Dispatcher<'_> {
                 Some(e) = apply_rx.recv() => log_apply_event(&e),
                 _ = sleep => {}
                 sig = signals.recv() => {
-                    if self.stopping.is_some() {
-                        // The second signal: drop the round (and its requests) at once.
-                        drop(round.take());
-                        tracing::info!("{sig} again: aborting");
-                        (self.emit)(&WatchEvent::Stopped {
-                            reason: StopReason::Aborted,
-                            rounds: self.rounds,
-                            commits: self.commits,
-                            unpushed: self.tracker.len(),
-                        });
-                        return Ok(WatchExit::Aborted);
+                    if let Some(exit) = self.on_signal(sig, &mut round) {
+                        return Ok(exit);
                     }
-                    tracing::info!("{sig}: finishing the round in flight and pushing what is complete");
-                    self.stopping = Some(Instant::now());
-                    (self.emit)(&WatchEvent::Stopping { pending: self.tracker.len() });
+                }
+                _ = &mut shutdown, if shutdown_open => {
+                    shutdown_open = false;
+                    if let Some(exit) = self.on_signal("shutdown requested", &mut round) {
+                        return Ok(exit);
+                    }
                 }
             }
         }
+    }
+
+    /// The first signal starts stopping; a second one aborts, dropping the round in flight.
+    fn on_signal(&mut self, sig: &str, round: &mut Option<RoundFuture>) -> Option<WatchExit> {
+        if self.stopping.is_some() {
+            // Dropping the round drops its requests: a commit is atomic on the Hub, so either
+            // it landed whole or not at all.
+            drop(round.take());
+            tracing::info!("{sig} again: aborting");
+            (self.emit)(&WatchEvent::Stopped {
+                reason: StopReason::Aborted,
+                rounds: self.rounds,
+                commits: self.commits,
+                unpushed: self.tracker.len(),
+            });
+            return Some(WatchExit::Aborted);
+        }
+        tracing::info!("{sig}: finishing the round in flight and pushing what is complete");
+        self.stopping = Some(Instant::now());
+        (self.emit)(&WatchEvent::Stopping {
+            pending: self.tracker.len(),
+        });
+        None
     }
 
     /// The debounce in force: shorter once stopping.
