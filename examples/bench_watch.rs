@@ -100,11 +100,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 continue;
             };
             match next {
-                Some((_, WatchEvent::Round {
-                    repos,
-                    next_push_ms,
-                    ..
-                })) => {
+                Some((
+                    _,
+                    WatchEvent::Round {
+                        repos,
+                        next_push_ms,
+                        ..
+                    },
+                )) => {
                     commits += repos.iter().map(|r| r.commits.len()).sum::<usize>();
                     if next_push_ms.is_none() {
                         break;
@@ -168,7 +171,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         "checkpoint of {} MB (written in {:.2} s): marker → commit {} in {:.2} s ({:.2} s beyond the {:.1} s debounce)",
                         bytes / 1_000_000,
                         written.as_secs_f64(),
-                        repos.first().and_then(|r| r.commits.first()).map_or("?", |c| &c[..7]),
+                        repos
+                            .first()
+                            .and_then(|r| r.commits.first())
+                            .map_or("?", |c| &c[..7]),
                         latency.as_secs_f64(),
                         latency.saturating_sub(debounce).as_secs_f64(),
                         debounce.as_secs_f64()

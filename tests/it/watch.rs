@@ -763,3 +763,47 @@ fn a_bad_token_stops_watch_with_exit_1() {
         })
     ));
 }
+
+#[test]
+fn a_429_backs_off_instead_of_failing() {
+    // Every commit is refused with 429 (`Retry-After: 1`): apply waits and retries, then watch
+    // backs off and keeps the changes for later instead of stopping.
+    let hub = TestHub::builder()
+        .arg("--faults")
+        .arg("commit:http429=1")
+        .start();
+    let ws = Workspace::new(&plain_manifest("limited"));
+    ws.write("a.txt", b"a\n");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut watch = Watch::start(&hub, &ws, &["--debounce", "200ms"]);
+    watch.wait_for("a rate-limit wait and a retried error", |evs| {
+        let waited = evs.iter().any(|(_, e)| {
+            matches!(
+                e,
+                WatchEvent::Waiting {
+                    reason: WaitReason::RateLimited,
+                    ..
+                }
+            )
+        });
+        let retried = evs
+            .iter()
+            .any(|(_, e)| matches!(e, WatchEvent::Error { fatal: false, .. }));
+        waited && retried
+    });
+    assert!(
+        watch.child.try_wait().unwrap().is_none(),
+        "watch must keep running"
+    );
+    assert_eq!(watch.commits(), 0);
+    watch.signal("TERM");
+    watch.wait_exit();
+    let evs = watch.events();
+    assert!(matches!(
+        evs.last().map(|(_, e)| e),
+        Some(WatchEvent::Stopped {
+            reason: StopReason::Signal,
+            ..
+        })
+    ));
+}
