@@ -298,7 +298,18 @@ impl Dispatcher<'_> {
             };
             tokio::select! {
                 ev = fs_rx.recv(), if fs_open => match ev {
-                    Some(ev) => self.on_fs(ev, Instant::now()),
+                    Some(ev) => {
+                        let now = Instant::now();
+                        self.on_fs(ev, now);
+                        // Take what is already queued too: a burst of events costs one
+                        // decision, not one per event.
+                        for _ in 0..fs::CHANNEL_CAPACITY {
+                            match fs_rx.try_recv() {
+                                Ok(ev) => self.on_fs(ev, now),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => {
                         fs_open = false;
                         tracing::warn!("the file watcher stopped; changes are no longer seen");

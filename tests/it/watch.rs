@@ -807,3 +807,45 @@ fn a_429_backs_off_instead_of_failing() {
         })
     ));
 }
+
+#[test]
+fn a_second_signal_aborts_at_once_without_committing() {
+    let hub = TestHub::builder()
+        .admin()
+        .arg("--faults")
+        .arg("lfs_upload:delay=5s")
+        .start();
+    let ws = Workspace::new(&plain_manifest("abort"));
+    let mut watch = Watch::start(&hub, &ws, &["--debounce", "200ms"]);
+    ws.write("big.bin", &noise(9, 512 * 1024));
+    let start = Instant::now();
+    while stats(&hub)["requests"]["lfs_upload"].as_u64().unwrap_or(0) == 0 {
+        assert!(start.elapsed() < TIMEOUT, "the upload never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let commits = stats(&hub)["commits_created"].clone();
+    watch.signal("TERM");
+    watch.wait_for("the `stopping` event", |evs| {
+        evs.iter()
+            .any(|(_, e)| matches!(e, WatchEvent::Stopping { .. }))
+    });
+    let aborted_at = Instant::now();
+    watch.signal("TERM");
+    let status = watch.wait_exit();
+    assert!(
+        aborted_at.elapsed() < Duration::from_secs(3),
+        "the abort waited for the upload"
+    );
+    assert_eq!(status.code(), Some(130), "{}", watch.log());
+    assert!(matches!(
+        watch.events().last().map(|(_, e)| e),
+        Some(WatchEvent::Stopped {
+            reason: StopReason::Aborted,
+            ..
+        })
+    ));
+    // Give a (wrongly) surviving upload time to finish: still no commit.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(stats(&hub)["commits_created"], commits);
+    assert!(!ws.path().join(".hubsync/apply.lock").exists());
+}
