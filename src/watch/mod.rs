@@ -197,6 +197,7 @@ pub async fn run_until(
         backoff: Backoff::default(),
         backoff_until: None,
         rerun: true,
+        check: false,
         held: BTreeSet::new(),
         announced: BTreeSet::new(),
         last_push: None,
@@ -248,6 +249,9 @@ struct Dispatcher<'a> {
     backoff_until: Option<Instant>,
     /// Plan again even without new changes (the start, held-back work, after errors).
     rerun: bool,
+    /// Plan again to let retention retire old folders after a push: like `rerun`, but it may
+    /// well find nothing, so it does not count as a due push.
+    check: bool,
     /// Repos with work held back by the commit budget.
     held: BTreeSet<String>,
     /// Repos whose budget wait was reported (reported once per wait).
@@ -377,7 +381,7 @@ impl Dispatcher<'_> {
         let max_delay = self.max_delay();
         self.tracker.refresh(now, debounce, Stamp::of);
         let stopping = self.stopping.is_some();
-        if !self.rerun && self.tracker.is_empty() && self.held.is_empty() {
+        if !self.rerun && !self.check && self.tracker.is_empty() && self.held.is_empty() {
             return if stopping {
                 Next::Exit
             } else {
@@ -396,7 +400,8 @@ impl Dispatcher<'_> {
         let sys = SystemTime::now();
         let has_budget = |d: &Self, id: &str| d.budget.remaining(id, sys) > 0;
         let held_ready = self.held.iter().any(|id| has_budget(self, id));
-        let ready = self.rerun || held_ready || self.tracker.ready(now, debounce, max_delay);
+        let ready =
+            self.rerun || self.check || held_ready || self.tracker.ready(now, debounce, max_delay);
         if !ready {
             let next = self.tracker.next_check(now, debounce, max_delay);
             let budget_slot = self
@@ -468,6 +473,7 @@ impl Dispatcher<'_> {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos() as i128);
         self.rerun = false;
+        self.check = false;
         self.rounds += 1;
         if self.stopping.is_some() {
             self.stop_rounds += 1;
@@ -601,7 +607,7 @@ impl Dispatcher<'_> {
         if pushed {
             self.last_push = Some(now);
             // Retention retires old folders only once the new one is on the Hub: plan again.
-            self.rerun |= self.retention;
+            self.check |= self.retention;
         }
         if repos.iter().any(|r| !r.changed_during_upload.is_empty()) {
             self.rerun = true;

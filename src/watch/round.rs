@@ -241,36 +241,55 @@ pub(crate) fn hold_unready(
 }
 
 /// When `rp` adds or updates files of a unit (`unit_of` gives `(mapping, folder)` for a repo
-/// path), keeps only the first unit's file actions and raises the commit caps so they fit in
-/// one commit. Returns whether anything was held back.
+/// path), keeps the first unit's file actions and raises the commit caps so they fit in one
+/// commit; other units' adds and updates wait. What is not tied to a waiting unit — files
+/// outside every unit, and deletes in units that add or update nothing (retention retiring an
+/// old checkpoint) — rides along when the whole still fits in that one commit under the
+/// repo's caps. Returns whether anything was held back.
 pub(crate) fn restrict_to_one_unit(
     rp: &mut RepoPlan,
     unit_of: impl Fn(&str) -> Option<(usize, String)>,
 ) -> bool {
-    let first = rp
+    let changing: BTreeSet<(usize, String)> = rp
         .actions
         .iter()
         .filter_map(|a| match a {
             Action::FileAdd(f) | Action::FileUpdate(f) => unit_of(&f.path),
             _ => None,
         })
-        .min_by(|a, b| a.0.cmp(&b.0).then_with(|| natural_cmp(&a.1, &b.1)));
-    let Some(unit) = first else { return false };
-    let deferred = retain_files(rp, |_, a| {
-        a.file_path().and_then(&unit_of).is_some_and(|u| u == unit)
-    });
-    let (files, bytes) =
-        rp.actions
-            .iter()
-            .filter(|a| a.file_path().is_some())
-            .fold((0usize, 0u64), |(n, b), a| match a {
+        .collect();
+    let Some(unit) = changing
+        .iter()
+        .min_by(|a, b| a.0.cmp(&b.0).then_with(|| natural_cmp(&a.1, &b.1)))
+        .cloned()
+    else {
+        return false;
+    };
+    let original = rp.clone();
+    let in_unit = |a: &Action| a.file_path().and_then(&unit_of).as_ref() == Some(&unit);
+    let rides_along = |a: &Action| match a.file_path().and_then(&unit_of) {
+        None => true,
+        Some(u) => matches!(a, Action::FileDelete { .. }) && !changing.contains(&u),
+    };
+    let caps = rp.commit.clone();
+    // First try the unit with what may ride along, under the repo's own caps.
+    retain_files(rp, |_, a| in_unit(a) || rides_along(a));
+    if rp.commits > 1 {
+        // Too much: the unit alone, with caps raised to fit it.
+        *rp = original.clone();
+        retain_files(rp, |_, a| in_unit(a));
+        let (files, bytes) = rp.actions.iter().filter(|a| a.file_path().is_some()).fold(
+            (0usize, 0u64),
+            |(n, b), a| match a {
                 Action::FileAdd(f) | Action::FileUpdate(f) => (n + 1, b + f.size),
                 _ => (n + 1, b),
-            });
-    rp.commit.max_files = rp.commit.max_files.max(files);
-    rp.commit.max_bytes = rp.commit.max_bytes.max(bytes);
-    recount(rp);
-    deferred
+            },
+        );
+        rp.commit.max_files = caps.max_files.max(files);
+        rp.commit.max_bytes = caps.max_bytes.max(bytes);
+        recount(rp);
+    }
+    rp.actions.len() != original.actions.len()
 }
 
 /// Cuts `rp` to the file actions of its first `left` commits. Returns whether anything was
@@ -377,6 +396,37 @@ mod tests {
         assert!(matches!(rp.actions[0], Action::RepoCreate { .. }));
         assert_eq!(rp.commits, 1, "the caps were raised to fit the unit");
         assert_eq!(rp.upload_bytes, 1800);
+
+        // Under roomy caps, files outside units and deletes of retired units ride along; the
+        // other unit still waits.
+        let mut rp = repo(
+            vec![
+                add("README.md", 1),
+                add("ckpt/checkpoint-1000/a", 1),
+                add("ckpt/checkpoint-500/a", 1),
+                Action::FileDelete {
+                    path: "ckpt/checkpoint-100/a".into(),
+                    size: 1,
+                    old_git_oid: String::new(),
+                },
+                Action::FileDelete {
+                    path: "ckpt/checkpoint-1000/old".into(),
+                    size: 1,
+                    old_git_oid: String::new(),
+                },
+            ],
+            100,
+        );
+        assert!(restrict_to_one_unit(&mut rp, unit));
+        assert_eq!(
+            paths(&rp),
+            [
+                "README.md",
+                "ckpt/checkpoint-500/a",
+                "ckpt/checkpoint-100/a"
+            ]
+        );
+        assert_eq!(rp.commits, 1);
 
         // No unit change: nothing is held back.
         let mut rp = repo(vec![add("README.md", 1), add("x", 1)], 1);
