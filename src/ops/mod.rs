@@ -143,7 +143,7 @@ pub async fn plan(
     plan_manifest(m, opts, progress).await
 }
 
-/// [`plan`] for a manifest already loaded (and perhaps adjusted: `watch` adds excludes for
+/// [`plan()`] for a manifest already loaded (and perhaps adjusted: `watch` adds excludes for
 /// files that are not ready yet). `opts.manifest` and `opts.repos` are not read again.
 pub async fn plan_manifest(
     m: Manifest,

@@ -27,8 +27,11 @@
 //! has waited three more windows (so a log appended to forever cannot hold a checkpoint back).
 //! Temporary names ([`TEMP_EXCLUDES`]) are never pushed. With `ready_marker`, a unit folder
 //! (each folder matching `keep_last.pattern`, or else each direct sub-folder) is pushed only
-//! once it holds the marker and nothing in it is changing, and then alone, in one commit
-//! (`round`). A file that changes while being uploaded fails apply's streaming SHA-256 check,
+//! once it holds the marker and nothing in it is changing, and then as the only unit of its
+//! commit, in one commit (`round`). Since excludes are fixed when a round starts but the scan
+//! runs a moment later, every file the plan uploads must also be vouched for afterwards: older
+//! than the round's start minus the window, or quiet at the start with the very same size and
+//! mtime (`round::hold_unready`). A file that changes while being uploaded fails apply's streaming SHA-256 check,
 //! is left out of the commit, and is taken by the next round.
 //!
 //! # Scheduling (`schedule`)

@@ -11,8 +11,10 @@
 //!   its files is vouched for; otherwise all of it waits (its events will bring it back).
 //! - [`restrict_to_one_unit`]: when the plan adds or updates files of `ready_marker` units, the
 //!   round takes only the first such unit (natural order, so checkpoints land oldest first),
-//!   and raises the repo's commit caps so that the unit lands in **one** commit. Everything
-//!   else waits for the next round, which follows at once.
+//!   so that the unit lands in **one** commit of its own. Loose files and retention deletes ride
+//!   along when everything fits in that commit; otherwise the unit goes alone, with the repo's
+//!   commit caps raised to fit it. The other units wait for the next round, which follows at
+//!   once.
 //! - [`restrict_to_budget`]: a repo gets at most as many commits as its budget has left.
 
 use std::collections::{BTreeMap, BTreeSet};
