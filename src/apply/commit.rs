@@ -17,7 +17,7 @@ use crate::api::{
     CommitDelete, CommitFile, CommitHeader, CommitLfsFile, CommitLine, EntryType, UploadMode,
 };
 use crate::client::ErrorKind;
-use crate::plan::{Action, split_commits};
+use crate::plan::{Action, LADDER, START_RUNG, file_order, next_batch, split_commits};
 
 /// How many times a branch may move under us before apply gives up.
 const MAX_RECOVERIES: usize = 10;
@@ -29,6 +29,7 @@ pub(crate) async fn commit_all(
     actions: &[&Action],
     up: &Uploaded,
     mut head: Option<String>,
+    failed: &mut Vec<(String, String)>,
 ) -> Result<Vec<CommitRef>, ApplyError> {
     let mut remaining: Vec<Action> = actions
         .iter()
@@ -42,9 +43,13 @@ pub(crate) async fn commit_all(
     let planned = split_commits(&remaining, caps).len();
     let mut made = Vec::new();
     let (mut recoveries, mut rate_limited) = (0usize, 0usize);
+    // Batch size climbs while commits are quick and steps down after slow or failed ones.
+    let mut rung = START_RUNG;
     loop {
-        let batches = split_commits(&remaining, caps);
-        let Some(batch) = batches.first() else { break };
+        if remaining.is_empty() {
+            break;
+        }
+        let batch = next_batch(&remaining, &file_order(&remaining), caps, LADDER[rung]);
         let batch_actions: Vec<Action> = batch
             .actions
             .iter()
@@ -52,13 +57,15 @@ pub(crate) async fn commit_all(
             .collect();
         let (lines, changed) = build_lines(&batch_actions, up).await;
         if !changed.is_empty() {
+            // Left out of the commits, and reported: apply must not end "complete" without them.
             for (path, why) in changed {
                 ctx.emit(ApplyEvent::UploadFailed {
                     repo: ctx.plan.id.clone(),
                     path: path.clone(),
-                    error: why,
+                    error: why.clone(),
                 });
                 remaining.retain(|a| a.file_path() != Some(path.as_str()));
+                failed.push((path, why));
             }
             continue;
         }
@@ -98,12 +105,14 @@ pub(crate) async fn commit_all(
                     url: resp.commit_url,
                 });
                 head = Some(resp.commit_oid);
-                let done: Vec<usize> = batch.actions.clone();
+                let mut done = vec![false; remaining.len()];
+                for &i in &batch.actions {
+                    done[i] = true;
+                }
                 let mut i = 0;
                 remaining.retain(|_| {
-                    let keep = !done.contains(&i);
                     i += 1;
-                    keep
+                    !done[i - 1]
                 });
             }
             Err(e)
@@ -127,6 +136,9 @@ pub(crate) async fn commit_all(
                 ) =>
             {
                 recoveries += 1;
+                if !matches!(e.kind(), ErrorKind::PreconditionFailed) {
+                    rung = rung.saturating_sub(2);
+                }
                 if recoveries > MAX_RECOVERIES {
                     return Err(ApplyError::Unstable {
                         repo: ctx.plan.id.clone(),

@@ -104,37 +104,37 @@ pub fn exec(args: ServeArgs) -> Result<i32, crate::Error> {
         source,
     })?;
     rt.block_on(async move {
+        // Listen for signals before announcing the address: a supervisor may stop the hub as
+        // soon as it reads the line.
+        let signals = shutdown_signal();
         let running = hub::spawn(config, &bind).await?;
         // The first stdout line is the contract scripts and tests wait for.
         println!("listening on {}", running.url());
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        shutdown_signal().await;
+        signals.await;
         eprintln!("shutting down");
         running.stop().await?;
         Ok(crate::exit_code::SUCCESS)
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+/// Registers SIGINT and SIGTERM handlers now; the returned future resolves on either.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let int = signal(SignalKind::interrupt());
+    let term = signal(SignalKind::terminate());
+    async move {
+        match (int, term) {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }

@@ -64,7 +64,7 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// Check a manifest without touching the network or the mapped folders.
     Validate(validate::ValidateArgs),
-    /// Print the manifest's JSON Schema.
+    /// Print the manifest's JSON Schema (or the JSON plan's, with `--plan`).
     Schema(schema::SchemaArgs),
     /// Run the local Hub.
     #[command(subcommand)]
@@ -74,7 +74,8 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum HubCommand {
     /// Serve a persistent local Hub that `huggingface_hub` and hubsync accept.
-    Serve(hub_serve::ServeArgs),
+    // Boxed: the serve options are by far the largest arguments.
+    Serve(Box<hub_serve::ServeArgs>),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -87,7 +88,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Watch(args) => watch::exec(args, &global),
         Command::Validate(args) => validate::exec(args),
         Command::Schema(args) => schema::exec(args),
-        Command::Hub(HubCommand::Serve(args)) => hub_serve::exec(args),
+        Command::Hub(HubCommand::Serve(args)) => hub_serve::exec(*args),
     };
     match result {
         Ok(code) => code,

@@ -45,7 +45,7 @@ pub struct TagSpec {
 pub struct DesiredFile {
     pub local_path: PathBuf,
     pub size: u64,
-    pub mtime_ns: i128,
+    pub mtime_ns: i64,
     pub sha256: String,
     /// Git blob SHA-1 of the content; `None` for files over the LFS threshold.
     pub git_oid: Option<String>,
@@ -99,6 +99,12 @@ pub enum PlanError {
         count: usize,
         max: usize,
     },
+    #[error(
+        "{} local file(s) have names the Hub refuses; nothing was sent:\n{}",
+        paths.len(),
+        paths.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
+    )]
+    BadPaths { paths: Vec<super::BadPath> },
 }
 
 impl PlanError {
@@ -110,6 +116,10 @@ impl PlanError {
             PlanError::TooManyDeletes { count, .. } => vec![format!(
                 "check the mapping's `prune`, `include` and `exclude`; if the deletes are intended, raise `max_deletes` to at least {count}"
             )],
+            PlanError::BadPaths { .. } => vec![
+                "rename those files, or leave them out with an `exclude` glob in their mapping"
+                    .into(),
+            ],
         }
     }
 }
@@ -312,20 +322,26 @@ fn plan_repo(d: &DesiredRepo, snapshot: Option<&RemoteSnapshot>) -> Result<RepoP
         }
     }
     for t in &d.tags {
-        match r.tags.get(&t.name) {
-            None => actions.push(Action::TagCreate {
+        // A revision is a commit id only when no branch or tag has that name (`cafe123` could
+        // be either); commit ids are compared in lowercase, as the Hub writes them.
+        let commit = (is_commit_id(&t.revision)
+            && !branches.contains(&t.revision)
+            && !r.tags.contains_key(&t.revision))
+        .then(|| t.revision.to_ascii_lowercase());
+        match (r.tags.get(&t.name), commit) {
+            (None, _) => actions.push(Action::TagCreate {
                 name: t.name.clone(),
                 revision: t.revision.clone(),
                 message: t.message.clone(),
             }),
-            Some(target) if is_commit_id(&t.revision) && !target.starts_with(&t.revision) => {
+            (Some(target), Some(commit)) if !target.starts_with(&commit) => {
                 actions.push(Action::TagMove {
                     name: t.name.clone(),
                     from: target.clone(),
-                    to: t.revision.clone(),
+                    to: commit,
                 })
             }
-            Some(_) => {}
+            (Some(_), _) => {}
         }
     }
 

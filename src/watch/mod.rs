@@ -474,7 +474,7 @@ impl Dispatcher<'_> {
         let cutoff_ns = SystemTime::now()
             .checked_sub(debounce)
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as i128);
+            .map_or(0, |d| d.as_nanos() as i64);
         self.rerun = false;
         self.check = false;
         self.rounds += 1;

@@ -41,7 +41,7 @@ pub(crate) struct RoundInput {
     pub quiet: Snapshot,
     /// Files modified after this (ns since the Unix epoch) are pushed only if `quiet` vouches
     /// for them: the round's start minus the debounce window.
-    pub cutoff_ns: i128,
+    pub cutoff_ns: i64,
     /// Commits each repo may still make.
     pub budget: BTreeMap<String, usize>,
     pub plan_opts: PlanOptions,

@@ -4,4 +4,15 @@
 mod common;
 
 mod client;
+mod concurrency;
+mod faults;
+mod fuzz;
+mod hostile_fs;
+mod hostile_server;
+mod hub_crash;
+mod hub_security;
+mod leaks;
+mod plan;
+mod plan_fixtures;
+mod schemas;
 mod watch;
