@@ -840,12 +840,14 @@ fn log_apply_event(e: &ApplyEvent) {
     }
 }
 
-/// Errors that retrying cannot fix: watch stops on them.
+/// Errors of a round that retrying cannot fix: watch stops on them. (The manifest itself was
+/// validated before the first round; a manifest error in a round is a mapped folder that
+/// vanished or two mappings colliding on actual files, which the next change may well fix.)
 fn is_fatal(e: &Error) -> bool {
     match e {
         Error::Hub(h) => matches!(h.kind(), ErrorKind::Unauthorized | ErrorKind::Forbidden),
         Error::Plan(PlanError::RepoMissing { .. }) => true,
-        Error::Manifest(_) | Error::Lock(_) | Error::Usage(_) => true,
+        Error::Lock(_) | Error::Usage(_) => true,
         _ => false,
     }
 }
