@@ -27,7 +27,10 @@ use super::ready::{MappingRule, Snapshot, Stamp};
 use crate::apply::{self, ApplyEvent, ApplyOptions, ApplyReport};
 use crate::manifest::Manifest;
 use crate::ops::{self, PlanOptions};
-use crate::plan::{self, Action, FileChange, Plan, RepoPlan, natural_cmp, split_commits};
+use crate::plan::{
+    self, Action, FileChange, LADDER, Plan, RepoPlan, START_RUNG, file_order, natural_cmp,
+    next_batch, split_commits,
+};
 
 /// Everything a round needs; it owns it all, so the round is `'static`.
 pub(crate) struct RoundInput {
@@ -287,6 +290,10 @@ pub(crate) fn restrict_to_one_unit(
                 _ => (n + 1, b),
             },
         );
+        // TODO-correctness: apply's batch ladder caps a commit at 250 files (fewer after an
+        // ambiguous failure) whatever `max_files` says, so a unit of more files than that still
+        // spans commits. Checkpoints hold far fewer; a per-plan "keep together" hint for apply
+        // would close this.
         rp.commit.max_files = caps.max_files.max(files);
         rp.commit.max_bytes = caps.max_bytes.max(bytes);
         recount(rp);
@@ -294,18 +301,31 @@ pub(crate) fn restrict_to_one_unit(
     rp.actions.len() != original.actions.len()
 }
 
+/// The commits apply makes for `actions` when every commit succeeds: batches of the ladder's
+/// starting size under the caps. The plan's own count assumes the batch size also climbs; the
+/// budget must not count on that.
+// TODO-correctness: apply steps the batch size down after an ambiguous commit failure, which
+// can add commits beyond this count; the default budget (100) keeps a margin below the Hub's
+// limit (about 128) for that.
+fn commits_without_climbing(actions: &[Action], caps: &plan::CommitSettings) -> Vec<Vec<usize>> {
+    let mut rest = file_order(actions);
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let batch = next_batch(actions, &rest, caps, LADDER[START_RUNG]);
+        rest.drain(..batch.actions.len());
+        out.push(batch.actions);
+    }
+    out
+}
+
 /// Cuts `rp` to the file actions of its first `left` commits. Returns whether anything was
 /// held back.
 pub(crate) fn restrict_to_budget(rp: &mut RepoPlan, left: usize) -> bool {
-    let batches = split_commits(&rp.actions, &rp.commit);
+    let batches = commits_without_climbing(&rp.actions, &rp.commit);
     if batches.len() <= left {
         return false;
     }
-    let allowed: BTreeSet<usize> = batches
-        .iter()
-        .take(left)
-        .flat_map(|b| b.actions.iter().copied())
-        .collect();
+    let allowed: BTreeSet<usize> = batches.iter().take(left).flatten().copied().collect();
     retain_files(rp, |i, _| allowed.contains(&i))
 }
 
@@ -476,6 +496,18 @@ mod tests {
                 "gone.txt"
             ]
         );
+    }
+
+    #[test]
+    fn the_budget_does_not_count_on_bigger_batches() {
+        // 600 files: the plan predicts 250 + 400 (a climb), apply sends 250 + 250 + 100.
+        let actions: Vec<Action> = (0..600).map(|i| add(&format!("f{i:03}"), 0)).collect();
+        let mut rp = repo(actions, 1000);
+        rp.commit.max_bytes = u64::MAX;
+        recount(&mut rp);
+        assert_eq!(rp.commits, 2);
+        assert!(restrict_to_budget(&mut rp, 2));
+        assert_eq!(paths(&rp).len(), 500);
     }
 
     #[test]
