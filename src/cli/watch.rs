@@ -335,6 +335,8 @@ mod tests {
             files: 2,
             bytes: 12_600_000,
             duration_ms: 1300,
+            hashed_files: 2,
+            hashed_bytes: 12_600_000,
             next_push_ms: None,
         };
         let (line, stdout) = human(&e).unwrap();

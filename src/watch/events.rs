@@ -30,6 +30,9 @@ pub enum WatchEvent {
         /// LFS bytes uploaded.
         bytes: u64,
         duration_ms: u64,
+        /// Files the round's scan read and hashed; the others came from the hash cache.
+        hashed_files: u64,
+        hashed_bytes: u64,
         /// When the next push is due, in ms from now: 0 when more is already waiting, `null`
         /// when the next push waits for a change.
         next_push_ms: Option<u64>,

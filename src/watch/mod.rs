@@ -636,6 +636,8 @@ impl Dispatcher<'_> {
                 bytes: repos.iter().map(|r| r.bytes).sum(),
                 repos,
                 duration_ms: out.elapsed.as_millis() as u64,
+                hashed_files: done.hashed_files,
+                hashed_bytes: done.hashed_bytes,
                 next_push_ms: self.next_push(now).map(|d| d.as_millis() as u64),
             });
         }

@@ -69,6 +69,9 @@ pub(crate) struct RoundDone {
     pub deferred: bool,
     /// Scan warnings (symlinks skipped, …).
     pub warnings: Vec<String>,
+    /// What the local scan had to read (the rest came from the hash cache).
+    pub hashed_files: u64,
+    pub hashed_bytes: u64,
 }
 
 pub(crate) async fn run(input: RoundInput) -> RoundOutput {
@@ -158,12 +161,15 @@ async fn run_inner(input: RoundInput) -> Result<RoundDone, crate::Error> {
     }
     plan.summary = plan::summarize(&plan.repos);
     let warnings = planned.warnings;
+    let (hashed_files, hashed_bytes) = (planned.scan.files_hashed, planned.scan.bytes_hashed);
     if !plan.has_changes() {
         return Ok(RoundDone {
             plan: None,
             report: None,
             deferred,
             warnings,
+            hashed_files,
+            hashed_bytes,
         });
     }
     let emit = move |e: ApplyEvent| {
@@ -175,6 +181,8 @@ async fn run_inner(input: RoundInput) -> Result<RoundDone, crate::Error> {
         report: Some(report),
         deferred,
         warnings,
+        hashed_files,
+        hashed_bytes,
     })
 }
 

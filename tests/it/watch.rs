@@ -669,6 +669,19 @@ fn kill_9_mid_upload_then_restart_resumes() {
     // Restart: the upload finishes, once, in one commit.
     let mut again = Watch::start(&hub, &ws, &["--debounce", "200ms"]);
     again.wait_commits(1);
+    // The hash cache spared re-reading checkpoint 1: only checkpoint 2's files were hashed.
+    let hashed: u64 = again
+        .events()
+        .iter()
+        .filter_map(|(_, e)| match e {
+            WatchEvent::Round { hashed_bytes, .. } => Some(*hashed_bytes),
+            _ => None,
+        })
+        .sum();
+    assert!(
+        hashed < (first.len() + second.len()) as u64,
+        "{hashed} bytes hashed after the restart"
+    );
     again.signal("TERM");
     assert!(again.wait_exit().success(), "{}", again.log());
     let after = stats(&hub);
