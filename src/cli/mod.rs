@@ -7,6 +7,7 @@ mod plan;
 mod progress;
 mod schema;
 mod validate;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -58,6 +59,9 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Make the Hub match the manifest (asks first on a terminal), or apply a saved plan.
     Apply(apply::ApplyArgs),
+    /// Keep pushing the mapped folders as they change (reconciles first, auto-approved).
+    #[command(long_about = watch::LONG_ABOUT)]
+    Watch(watch::WatchArgs),
     /// Check a manifest without touching the network or the mapped folders.
     Validate(validate::ValidateArgs),
     /// Print the manifest's JSON Schema (or the JSON plan's, with `--plan`).
@@ -81,6 +85,7 @@ pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Plan(args) => plan::exec(args, &global),
         Command::Apply(args) => apply::exec(args, &global),
+        Command::Watch(args) => watch::exec(args, &global),
         Command::Validate(args) => validate::exec(args),
         Command::Schema(args) => schema::exec(args),
         Command::Hub(HubCommand::Serve(args)) => hub_serve::exec(*args),

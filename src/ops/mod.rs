@@ -175,6 +175,7 @@ pub fn desired(m: &Manifest, scan: &ScanResult) -> Result<Vec<DesiredRepo>, Erro
         let mut files: BTreeMap<String, DesiredFile> = BTreeMap::new();
         let mut origin: BTreeMap<String, PathBuf> = BTreeMap::new();
         let mut prune_scopes = Vec::new();
+        let mut retention = Vec::new();
         for f in &r.files {
             let tree = trees.next().expect("one tree per mapping");
             for (rel, lf) in &tree.files {
@@ -208,11 +209,19 @@ pub fn desired(m: &Manifest, scan: &ScanResult) -> Result<Vec<DesiredRepo>, Erro
                     },
                 );
             }
+            let scope = Scope {
+                prefix: f.remote.clone(),
+                filter: PathFilter::new(&f.include, &f.exclude)?,
+            };
+            if let Some(k) = &f.keep_last {
+                retention.push(plan::Retention::new(
+                    scope.clone(),
+                    &k.pattern,
+                    k.count as usize,
+                )?);
+            }
             if f.prune {
-                prune_scopes.push(Scope {
-                    prefix: f.remote.clone(),
-                    filter: PathFilter::new(&f.include, &f.exclude)?,
-                });
+                prune_scopes.push(scope);
             }
         }
         desired.push(DesiredRepo {
@@ -223,6 +232,7 @@ pub fn desired(m: &Manifest, scan: &ScanResult) -> Result<Vec<DesiredRepo>, Erro
             create: r.create,
             files,
             prune_scopes,
+            retention,
             max_deletes: r.max_deletes as usize,
             commit: CommitSettings {
                 message: r.commit.message.clone(),
@@ -272,6 +282,16 @@ pub async fn plan(
     progress: impl Fn(crate::local::ProgressEvent),
 ) -> Result<Planned, Error> {
     let m = load_manifest(&opts.manifest, &opts.repos)?;
+    plan_manifest(m, opts, progress).await
+}
+
+/// [`plan()`] for a manifest already loaded (and perhaps adjusted: `watch` adds excludes for
+/// files that are not ready yet). `opts.manifest` and `opts.repos` are not read again.
+pub async fn plan_manifest(
+    m: Manifest,
+    opts: &PlanOptions,
+    progress: impl Fn(crate::local::ProgressEvent),
+) -> Result<Planned, Error> {
     manifest::check_paths(&m)?;
     let hub = HubSettings::resolve(
         opts.endpoint.as_deref(),
@@ -421,6 +441,15 @@ pub async fn check_stale(client: &HubClient, plan: &Plan) -> Result<(), Error> {
     } else {
         Err(StalePlan { moved }.into())
     }
+}
+
+/// Watches the manifest's folders and keeps pushing them until a signal or a persistent error
+/// (see [`crate::watch`]).
+pub async fn watch(
+    opts: &crate::watch::WatchOptions,
+    emit: crate::watch::Emit<'_>,
+) -> Result<crate::watch::WatchExit, Error> {
+    crate::watch::run(opts, emit).await
 }
 
 /// Reads a saved plan file.

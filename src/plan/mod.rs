@@ -7,6 +7,7 @@
 mod batch;
 mod compute;
 mod paths;
+pub mod retention;
 pub mod secrets;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use batch::{CommitBatch, LADDER, START_RUNG, file_order, next_batch, split_commits};
 pub use compute::{DesiredFile, DesiredRepo, DesiredSpace, PlanError, Scope, TagSpec, compute};
 pub use paths::{BadPath, check_remote_paths};
+pub use retention::{Retention, natural_cmp};
 
 use crate::api::RepoType;
 

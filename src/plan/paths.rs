@@ -101,6 +101,7 @@ mod tests {
                 })
                 .collect(),
             prune_scopes: Vec::new(),
+            retention: Vec::new(),
             max_deletes: 100,
             commit: CommitSettings {
                 message: "m".into(),

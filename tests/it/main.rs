@@ -15,3 +15,4 @@ mod leaks;
 mod plan;
 mod plan_fixtures;
 mod schemas;
+mod watch;
