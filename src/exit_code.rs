@@ -6,3 +6,5 @@ pub const SUCCESS: i32 = 0;
 pub const FAILURE: i32 = 1;
 /// `plan --detailed-exitcode`: the plan succeeded and has changes.
 pub const CHANGES: i32 = 2;
+/// `watch`: a second SIGINT/SIGTERM aborted it at once (128 + SIGINT, as shells report).
+pub const INTERRUPTED: i32 = 130;

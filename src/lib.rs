@@ -19,5 +19,6 @@ pub mod plan;
 pub mod remote;
 pub mod render;
 pub mod util;
+pub mod watch;
 
 pub use error::Error;

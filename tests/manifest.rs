@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use hubsync::manifest::{self, ManifestError};
 
+#[path = "it/common/figures.rs"]
+mod figures;
+
 const FILE: &str = "hubsync.yaml";
 
 fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -362,6 +365,10 @@ fn catalogue_of_bad_manifests() {
         failures.len(),
         CATALOGUE.len(),
         failures.join("\n\n")
+    );
+    figures::record_figures(
+        "manifest::catalogue_of_bad_manifests",
+        serde_json::json!({ "bad_inputs": CATALOGUE.len() }),
     );
 }
 

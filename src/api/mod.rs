@@ -191,6 +191,8 @@ pub fn validate_ref_name(name: &str) -> Result<(), String> {
         || name.contains("//")
         || name.contains("@{")
         || name == "@"
+        || name.contains("/.")
+        || name.split('/').any(|c| c.ends_with(".lock"))
         || name.chars().any(|c| {
             c.is_ascii_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\')
         });
@@ -203,7 +205,8 @@ pub fn validate_ref_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// Checks a path inside a repo: relative, `/`-separated, no empty, `.` or `..` segments.
+/// Checks a path inside a repo: relative, `/`-separated, no empty, `.` or `..` segments, no
+/// backslash, NUL or other control characters.
 pub fn validate_repo_path(path: &str) -> Result<(), String> {
     if path.is_empty() {
         return Err("empty path".into());
@@ -213,6 +216,11 @@ pub fn validate_repo_path(path: &str) -> Result<(), String> {
     }
     if path.contains('\\') || path.contains('\0') {
         return Err(format!("`{path}` must not contain `\\` or NUL"));
+    }
+    // A newline or an escape sequence in a path breaks NDJSON-minded tools, terminals and the
+    // Hub's own web pages; the Hub refuses them.
+    if path.chars().any(char::is_control) {
+        return Err(format!("`{path}` must not contain control characters"));
     }
     if path.len() > 4096 {
         return Err("path longer than 4096 bytes".into());
@@ -274,8 +282,47 @@ mod tests {
     #[test]
     fn repo_paths() {
         assert!(validate_repo_path("a/b.txt").is_ok());
-        for bad in ["/a", "a/../b", "..", "a//b", "a/./b", ".git/config", "a\\b"] {
+        for bad in [
+            "/a",
+            "a/../b",
+            "..",
+            "a//b",
+            "a/./b",
+            ".git/config",
+            "a\\b",
+            "a\nb",
+            "bell\u{7}.txt",
+            "esc\u{1b}[31m",
+        ] {
             assert!(validate_repo_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ref_names() {
+        for good in ["main", "dev/feature-1", "v1.0", "release/2024.01"] {
+            assert!(validate_ref_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "..",
+            "../x",
+            "x/../y",
+            "/x",
+            "x/",
+            ".git",
+            "x/.git/y",
+            "x/.hidden",
+            "a\\b",
+            "a//b",
+            "x.lock",
+            "x.lock/y",
+            "a b",
+            "a:b",
+            "@",
+            "a@{b",
+        ] {
+            assert!(validate_ref_name(bad).is_err(), "{bad}");
         }
     }
 

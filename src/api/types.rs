@@ -522,7 +522,12 @@ pub struct CommitDelete {
 
 /// One line of an NDJSON commit body: `{"key": "...", "value": {...}}`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "key", content = "value", rename_all = "camelCase")]
+#[serde(
+    tag = "key",
+    content = "value",
+    rename_all = "camelCase",
+    deny_unknown_fields
+)]
 pub enum CommitLine {
     Header(CommitHeader),
     File(CommitFile),

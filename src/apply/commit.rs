@@ -36,6 +36,7 @@ pub(crate) async fn commit_all(
     actions: &[&Action],
     up: &Uploaded,
     mut head: Option<String>,
+    failed: &mut Vec<(String, String)>,
 ) -> Result<Vec<CommitRef>, ApplyError> {
     let mut remaining: Vec<Action> = actions
         .iter()
@@ -69,13 +70,15 @@ pub(crate) async fn commit_all(
             _ => join(spawn_lines(&batch_actions, up)).await,
         };
         if !changed.is_empty() {
+            // Left out of the commits, and reported: apply must not end "complete" without them.
             for (path, why) in changed {
                 ctx.emit(ApplyEvent::UploadFailed {
                     repo: ctx.plan.id.clone(),
                     path: path.clone(),
-                    error: why,
+                    error: why.clone(),
                 });
                 remaining.retain(|a| a.file_path() != Some(path.as_str()));
+                failed.push((path, why));
             }
             continue;
         }

@@ -333,7 +333,14 @@ async fn run_repo(
         let uploaded = upload::upload_all(ctx, &file_actions).await?;
         report.bytes_uploaded = uploaded.bytes;
         report.failed_files = uploaded.failed.clone();
-        let commits = commit::commit_all(ctx, &file_actions, &uploaded, head.clone()).await?;
+        let commits = commit::commit_all(
+            ctx,
+            &file_actions,
+            &uploaded,
+            head.clone(),
+            &mut report.failed_files,
+        )
+        .await?;
         report.commits = commits;
     }
 

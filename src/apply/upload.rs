@@ -42,16 +42,44 @@ impl Uploaded {
     }
 }
 
-/// Size and mtime of a file now, to compare with the plan.
+/// Size and mtime of a file now, to compare with the plan; the mtime is read the way the local
+/// scan reads it, so an untouched file always matches. Like the scan, this does not follow a
+/// symlink: a file replaced by a link (or a folder, or a FIFO) is no longer the planned file.
 pub(crate) fn stat(path: &Path) -> std::io::Result<(u64, i64)> {
-    let meta = std::fs::metadata(path)?;
-    // Nanoseconds since the epoch, as the local scan records them (an i64 lasts until 2262).
-    let mtime = meta
-        .modified()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0);
-    Ok((meta.len(), mtime))
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("it is no longer a regular file (now {})", file_kind(&meta)),
+        ));
+    }
+    let stat = crate::local::FileStat::from_metadata(&meta);
+    Ok((stat.size, stat.mtime_ns))
+}
+
+/// What a non-regular file is, for messages.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_dir() {
+        return "a directory";
+    }
+    if t.is_symlink() {
+        return "a symlink";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "a device";
+        }
+    }
+    "not a regular file"
 }
 
 /// Why a local file no longer matches the plan, if it does not.

@@ -8,6 +8,7 @@ mod plan;
 mod progress;
 mod schema;
 mod validate;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -59,9 +60,12 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Make the Hub match the manifest (asks first on a terminal), or apply a saved plan.
     Apply(apply::ApplyArgs),
+    /// Keep pushing the mapped folders as they change (reconciles first, auto-approved).
+    #[command(long_about = watch::LONG_ABOUT)]
+    Watch(watch::WatchArgs),
     /// Check a manifest without touching the network or the mapped folders.
     Validate(validate::ValidateArgs),
-    /// Print the manifest's JSON Schema.
+    /// Print the manifest's JSON Schema (or the JSON plan's, with `--plan`).
     Schema(schema::SchemaArgs),
     /// Try hubsync on an embedded local Hub: plan, apply and re-plan an example manifest.
     Demo(demo::DemoArgs),
@@ -73,7 +77,8 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum HubCommand {
     /// Serve a persistent local Hub that `huggingface_hub` and hubsync accept.
-    Serve(hub_serve::ServeArgs),
+    // Boxed: the serve options are by far the largest arguments.
+    Serve(Box<hub_serve::ServeArgs>),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -83,10 +88,11 @@ pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Plan(args) => plan::exec(args, &global),
         Command::Apply(args) => apply::exec(args, &global),
+        Command::Watch(args) => watch::exec(args, &global),
         Command::Validate(args) => validate::exec(args),
         Command::Schema(args) => schema::exec(args),
         Command::Demo(args) => demo::exec(args, &global),
-        Command::Hub(HubCommand::Serve(args)) => hub_serve::exec(args),
+        Command::Hub(HubCommand::Serve(args)) => hub_serve::exec(*args),
     };
     match result {
         Ok(code) => code,

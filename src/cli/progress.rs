@@ -37,7 +37,7 @@ impl Hashing {
                 bar.set_length(*bytes_to_hash);
                 bar.set_style(
                     ProgressStyle::with_template(
-                        "hashing {msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec}",
+                        "hashing {msg} {wide_bar} {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec}",
                     )
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
                 );
@@ -80,7 +80,7 @@ impl ApplyBars {
             .sum();
         let bytes = multi.add(ProgressBar::new(plan.summary.upload_bytes));
         bytes.set_style(style(
-            "upload  {wide_bar} {bytes}/{total_bytes} {bytes_per_sec}",
+            "upload  {wide_bar} {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec}",
         ));
         let files = multi.add(ProgressBar::new(files_total as u64));
         files.set_style(style("files   {wide_bar} {pos}/{len}"));

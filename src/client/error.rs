@@ -566,8 +566,13 @@ impl fmt::Debug for RedactedUrl {
 
 /// Summarises an error body on one line: the messages of a Hub JSON error (`{"error": "…"}`,
 /// `{"error": [..]}`, `{"error": "code", "error_description": "…"}`, `{"errors": [{"message"}]}`,
-/// `{"message": "…"}`), "HTML error page" for HTML, else the text itself, truncated.
+/// `{"message": "…"}`), "HTML error page" for HTML, "N bytes of binary data" for what is not
+/// text, else the text itself, truncated.
 pub fn summarize_body(content_type: Option<&str>, body: &[u8]) -> Option<String> {
+    // Not text (an image, a compressed page, garbage): its bytes would only be noise.
+    if body.contains(&0) || std::str::from_utf8(body).is_err() {
+        return Some(format!("{} bytes of binary data", body.len()));
+    }
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
     if text.is_empty() {
@@ -713,6 +718,10 @@ mod tests {
             Some("bad thing")
         );
         assert_eq!(summarize_body(None, b"   "), None);
+        assert_eq!(
+            summarize_body(Some("image/png"), b"\x89PNG\r\n\x1a\n\0\0").as_deref(),
+            Some("10 bytes of binary data")
+        );
         let long = "x".repeat(1000);
         let s = summarize_body(None, long.as_bytes()).unwrap();
         assert_eq!(s.chars().count(), EXCERPT_CHARS + 1);

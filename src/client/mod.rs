@@ -70,6 +70,10 @@ const PREUPLOAD_BATCH: usize = 256;
 const LFS_BATCH: usize = 256;
 /// The most of an error body read into memory.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// The most of a successful API answer read into memory by default (a page of a tree listing,
+/// a repo's info): far above anything the Hub sends, low enough that a broken or hostile server
+/// streaming without end cannot exhaust memory.
+pub const DEFAULT_MAX_ANSWER_BYTES: u64 = 256 * 1024 * 1024;
 /// Read buffer for streamed file uploads.
 const UPLOAD_CHUNK: usize = 256 * 1024;
 
@@ -82,6 +86,7 @@ pub struct HubClientBuilder {
     retry: RetryPolicy,
     connect_timeout: Duration,
     read_timeout: Option<Duration>,
+    max_answer_bytes: u64,
 }
 
 impl HubClientBuilder {
@@ -112,6 +117,14 @@ impl HubClientBuilder {
     /// can take the Hub more than a minute). `None` waits forever.
     pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.read_timeout = timeout;
+        self
+    }
+
+    /// The largest API answer (JSON) read into memory; a longer one fails the call with
+    /// [`ErrorKind::Protocol`]. Downloads are streamed and not limited. Default
+    /// [`DEFAULT_MAX_ANSWER_BYTES`].
+    pub fn max_answer_bytes(mut self, bytes: u64) -> Self {
+        self.max_answer_bytes = bytes;
         self
     }
 
@@ -154,7 +167,8 @@ impl HubClientBuilder {
         };
         let http = build(reqwest::redirect::Policy::limited(10))?;
         // HEAD metadata requests follow redirects on the Hub's own origin only: a redirect to
-        // storage is where the metadata is read from (hub-api.md §7.2).
+        // storage is where the metadata is read from (hub-api.md §7.2). Writes use this client
+        // too, so their bodies never follow a redirect to another host.
         let origin = endpoint.origin();
         let http_head = build(reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= 10 {
@@ -173,6 +187,7 @@ impl HubClientBuilder {
             endpoint,
             token: self.token,
             retry: self.retry,
+            max_answer_bytes: self.max_answer_bytes,
         })
     }
 }
@@ -187,6 +202,7 @@ pub struct HubClient {
     endpoint: Url,
     token: Option<Secret<String>>,
     retry: RetryPolicy,
+    max_answer_bytes: u64,
 }
 
 impl std::fmt::Debug for HubClient {
@@ -293,7 +309,8 @@ struct Answer {
 impl Answer {
     fn decode<T: DeserializeOwned>(&self) -> Result<T, HubError> {
         serde_json::from_slice(&self.body).map_err(|e| {
-            let excerpt = summarize_body(None, &self.body).unwrap_or_else(|| "empty".into());
+            let excerpt = summarize_body(self.header("content-type").as_deref(), &self.body)
+                .unwrap_or_else(|| "empty".into());
             HubError::new(ErrorKind::Decode, self.action.clone())
                 .with_request(self.request.clone())
                 .with_detail(format!("{} with body `{excerpt}`", self.status.as_u16()))
@@ -339,6 +356,7 @@ impl HubClient {
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(30),
             read_timeout: Some(Duration::from_secs(300)),
+            max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
         }
     }
 
@@ -389,7 +407,11 @@ impl HubClient {
     /// Sends a call, retrying transient failures of idempotent calls per the policy.
     async fn execute(&self, call: Call) -> Result<Answer, HubError> {
         let request = call.request_line();
-        let client = if call.head_client {
+        // Only reads follow a redirect to another origin (a download's storage URL). A write
+        // redirected elsewhere stops at the redirect: its body (file contents, a Space secret's
+        // value) must never reach a host the user did not name, token or not.
+        let reads = matches!(call.method, Method::GET | Method::HEAD);
+        let client = if call.head_client || !reads {
             &self.http_head
         } else {
             &self.http
@@ -472,7 +494,7 @@ impl HubClient {
                                 action: call.action,
                             });
                         }
-                        match resp.bytes().await {
+                        match read_capped(resp, self.max_answer_bytes).await {
                             Ok(body) => {
                                 return Ok(Answer {
                                     status,
@@ -484,7 +506,16 @@ impl HubClient {
                                     action: call.action,
                                 });
                             }
-                            Err(e) => Failure::Transport(e),
+                            Err(Capped::Transport(e)) => Failure::Transport(e),
+                            Err(Capped::TooLarge) => {
+                                return Err(HubError::new(ErrorKind::Protocol, call.action)
+                                    .with_request(request)
+                                    .with_attempts(attempt)
+                                    .with_detail(format!(
+                                        "the answer is longer than {} bytes, more than any Hub answer; is the endpoint a Hub?",
+                                        self.max_answer_bytes
+                                    )));
+                            }
                         }
                     } else {
                         let headers = resp.headers().clone();
@@ -525,6 +556,14 @@ impl HubClient {
                     }
                     let mut err = HubError::from_response(call.action, request, details)
                         .with_attempts(attempt);
+                    if (300..400).contains(&status)
+                        && let Some(location) = header_str(&headers, "location")
+                    {
+                        err = err.with_detail(format!(
+                            "not following its redirect to `{}`: a write is never sent to another host",
+                            RedactedUrl::parse(&location)
+                        ));
+                    }
                     // A gateway timeout or a bad gateway says nothing about whether the backend
                     // processed the request (the Hub's commit timeout is 60 s, and the commit
                     // may still land): for a non-idempotent call that is ambiguous.
@@ -606,6 +645,28 @@ impl HubClient {
         tracing::debug!(pages, items = items.len(), action, "paginated listing");
         Ok(items)
     }
+}
+
+/// Why a capped read of an answer failed.
+enum Capped {
+    Transport(reqwest::Error),
+    TooLarge,
+}
+
+/// Reads a whole answer, failing as soon as it is known to exceed `limit` bytes (from its
+/// `Content-Length`, or while reading).
+async fn read_capped(mut resp: reqwest::Response, limit: u64) -> Result<Bytes, Capped> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(Capped::TooLarge);
+    }
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(Capped::Transport)? {
+        if (out.len() + chunk.len()) as u64 > limit {
+            return Err(Capped::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
 }
 
 /// Reads at most `limit` bytes of a response body, ignoring errors (it is only diagnostics).

@@ -3,22 +3,37 @@
 //! answer 5xx or 429, delay, drop the connection mid-body, and — the important one — apply a
 //! commit and then lose its response.
 //!
-//! SPEC is a comma-separated list of `[ROUTE:]KIND=VALUE`:
+//! SPEC is a comma-separated list of `[ROUTE:]KIND=WHEN` rules, plus two settings:
 //! - `seed=N`: seed of the deterministic random generator (default 0).
-//! - `http500=P`, `http502=P`, `http503=P`, `http429=P`: answer that status with probability P
-//!   (429 carries `Retry-After: 1` and `RateLimit: "api";r=0;t=1`).
-//! - `reset=P`: close the connection without an answer (for uploads, after reading part of the
-//!   body; for downloads, after sending part of the body).
-//! - `lost_commit_response=P`: apply a commit, then close the connection instead of answering.
-//! - `delay=DUR[@P]`: wait DUR (e.g. `200ms`, `1s`) before handling the request.
-//! - `slow_body=DUR[@P]`: wait DUR between 64 KiB chunks of a download.
+//! - `retry_after=SECS`: the wait an injected 429 asks for (default 1).
+//! - `http500=WHEN`, `http502=WHEN`, `http503=WHEN`, `http504=WHEN`, `http429=WHEN`: answer that
+//!   status (a 429 carries `Retry-After: SECS`, `RateLimit: "api";r=0;t=SECS` and
+//!   `RateLimit-Policy`). Injected answers are Hub-shaped: `X-Error-Message`, `X-Request-Id`
+//!   and a JSON `{"error"}`.
+//! - `reset=WHEN`: close the connection without an answer (for uploads, after reading part of
+//!   the body; for downloads, after sending part of the body).
+//! - `lost_commit_response=WHEN`: apply a commit, then close the connection instead of
+//!   answering.
+//! - `delay=DUR[@WHEN]`: wait DUR (e.g. `200ms`, `1s`) before handling the request.
+//! - `slow_body=DUR[@WHEN]`: wait DUR between 64 KiB chunks of a download.
+//!
+//! WHEN says which requests a rule hits, among those it sees (the requests on its route that
+//! reach it; an earlier rule that answers ends the request):
+//! - `P`, a probability between 0 and 1: each request is hit with probability P, drawn from the
+//!   seeded generator, so one seed always gives the same sequence of faults.
+//! - `xN`: exactly the first N requests, without a random draw, so a test can script "fails
+//!   twice, then succeeds" (`tree:http503=x2`). Rules run in order, so
+//!   `commit:http503=x1,commit:http429=x1` answers 503, then 429, then lets commits through.
 //!
 //! ROUTE limits a rule to one route label: whoami, repo_create, repo_delete, repo_info, tree,
 //! paths_info, refs, commits, preupload, commit, branch, tag, settings, space, lfs_batch,
 //! lfs_verify, lfs_upload, lfs_part, lfs_complete, resolve, other.
+//!
+//! `/admin/stats`, the tests' window on the counters, is never faulted and never counted.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -36,18 +51,39 @@ enum Kind {
     SlowBody(Duration),
 }
 
+/// Which of the requests a rule sees it hits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum When {
+    /// Each one, with this probability (one random draw per request).
+    Probability(f64),
+    /// The first N, without a draw.
+    First(u64),
+}
+
 #[derive(Clone, Debug, PartialEq)]
 struct Rule {
     route: Option<String>,
     kind: Kind,
-    probability: f64,
+    when: When,
 }
 
 /// A parsed `--faults` spec.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FaultSpec {
     seed: u64,
+    /// Seconds an injected 429 asks the client to wait.
+    retry_after: u64,
     rules: Vec<Rule>,
+}
+
+impl Default for FaultSpec {
+    fn default() -> FaultSpec {
+        FaultSpec {
+            seed: 0,
+            retry_after: 1,
+            rules: Vec::new(),
+        }
+    }
 }
 
 const ROUTES: &[&str] = &[
@@ -90,12 +126,19 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn parse_probability(s: &str) -> Result<f64, String> {
+/// A probability `P` (0 to 1) or `xN` (the first N requests).
+fn parse_when(s: &str) -> Result<When, String> {
+    if let Some(n) = s.strip_prefix('x') {
+        return n
+            .parse()
+            .map(When::First)
+            .map_err(|_| format!("`{s}`: expected `xN` with N a whole number of requests"));
+    }
     let p: f64 = s
         .parse()
-        .map_err(|_| format!("`{s}` is not a probability"))?;
+        .map_err(|_| format!("`{s}` is not a probability (0 to 1) or `xN`"))?;
     if (0.0..=1.0).contains(&p) {
-        Ok(p)
+        Ok(When::Probability(p))
     } else {
         Err(format!("probability `{s}` must be between 0 and 1"))
     }
@@ -122,25 +165,32 @@ impl std::str::FromStr for FaultSpec {
                 }
                 None => (None, key),
             };
-            let timed = |v: &str| -> Result<(Duration, f64), String> {
+            let timed = |v: &str| -> Result<(Duration, When), String> {
                 match v.split_once('@') {
-                    Some((d, p)) => Ok((parse_duration(d)?, parse_probability(p)?)),
-                    None => Ok((parse_duration(v)?, 1.0)),
+                    Some((d, w)) => Ok((parse_duration(d)?, parse_when(w)?)),
+                    None => Ok((parse_duration(v)?, When::Probability(1.0))),
                 }
             };
-            let (kind, probability) = match kind {
+            let (kind, when) = match kind {
                 "seed" if route.is_none() => {
                     out.seed = value
                         .parse()
                         .map_err(|_| format!("`{item}`: seed must be an integer"))?;
                     continue;
                 }
-                "http500" => (Kind::Status(500), parse_probability(value)?),
-                "http502" => (Kind::Status(502), parse_probability(value)?),
-                "http503" => (Kind::Status(503), parse_probability(value)?),
-                "http429" => (Kind::Status(429), parse_probability(value)?),
-                "reset" => (Kind::Reset, parse_probability(value)?),
-                "lost_commit_response" => (Kind::LostCommitResponse, parse_probability(value)?),
+                "retry_after" if route.is_none() => {
+                    out.retry_after = value.parse().map_err(|_| {
+                        format!("`{item}`: retry_after must be a whole number of seconds")
+                    })?;
+                    continue;
+                }
+                "http500" => (Kind::Status(500), parse_when(value)?),
+                "http502" => (Kind::Status(502), parse_when(value)?),
+                "http503" => (Kind::Status(503), parse_when(value)?),
+                "http504" => (Kind::Status(504), parse_when(value)?),
+                "http429" => (Kind::Status(429), parse_when(value)?),
+                "reset" => (Kind::Reset, parse_when(value)?),
+                "lost_commit_response" => (Kind::LostCommitResponse, parse_when(value)?),
                 "delay" => {
                     let (d, p) = timed(value)?;
                     (Kind::Delay(d), p)
@@ -151,11 +201,7 @@ impl std::str::FromStr for FaultSpec {
                 }
                 other => return Err(format!("`{item}`: unknown fault `{other}`")),
             };
-            out.rules.push(Rule {
-                route,
-                kind,
-                probability,
-            });
+            out.rules.push(Rule { route, kind, when });
         }
         Ok(out)
     }
@@ -172,6 +218,8 @@ pub struct Traffic {
 pub struct Faults {
     spec: FaultSpec,
     rng: Mutex<u64>,
+    /// Requests each rule has seen, for `xN` rules.
+    seen: Vec<AtomicU64>,
     traffic: Mutex<Traffic>,
 }
 
@@ -193,6 +241,7 @@ impl Faults {
     pub fn new(spec: FaultSpec) -> Faults {
         let seed = spec.seed;
         Faults {
+            seen: spec.rules.iter().map(|_| AtomicU64::new(0)).collect(),
             spec,
             rng: Mutex::new(seed ^ 0x9e37_79b9_7f4a_7c15),
             traffic: Mutex::new(Traffic::default()),
@@ -228,14 +277,18 @@ impl Faults {
         let mut reset_body = false;
         let mut lose_commit = false;
         let mut slow_body = None;
-        for rule in &self.spec.rules {
+        for (rule, seen) in self.spec.rules.iter().zip(&self.seen) {
             if rule.route.as_deref().is_some_and(|r| r != route) {
                 continue;
             }
             if rule.kind == Kind::LostCommitResponse && route != "commit" {
                 continue;
             }
-            if self.draw() >= rule.probability {
+            let hit = match rule.when {
+                When::Probability(p) => self.draw() < p,
+                When::First(n) => seen.fetch_add(1, Ordering::SeqCst) < n,
+            };
+            if !hit {
                 continue;
             }
             let name = match &rule.kind {
@@ -254,7 +307,9 @@ impl Faults {
                     reset_body = true
                 }
                 Kind::Reset => return Verdict::Reset,
-                Kind::Status(s) => return Verdict::Respond(status_response(*s)),
+                Kind::Status(s) => {
+                    return Verdict::Respond(status_response(*s, self.spec.retry_after));
+                }
             }
         }
         Verdict::Pass {
@@ -265,7 +320,8 @@ impl Faults {
     }
 }
 
-fn status_response(status: u16) -> Response<Body> {
+/// An injected error answer, shaped like the Hub's.
+fn status_response(status: u16, retry_after: u64) -> Response<Body> {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let msg = if status == 429 {
         "You have exceeded the rate limit (injected fault)"
@@ -280,9 +336,16 @@ fn status_response(status: u16) -> Response<Body> {
         crate::api::X_ERROR_MESSAGE,
         HeaderValue::from_static("injected fault"),
     );
+    let mut id = [0u8; 8];
+    let _ = getrandom::fill(&mut id);
+    if let Ok(v) = HeaderValue::from_str(&format!("fault-{}", hex::encode(id))) {
+        h.insert(crate::api::X_REQUEST_ID, v);
+    }
     if status == 429 {
-        h.insert("retry-after", HeaderValue::from_static("1"));
-        h.insert("ratelimit", HeaderValue::from_static("\"api\";r=0;t=1"));
+        h.insert("retry-after", HeaderValue::from(retry_after));
+        if let Ok(v) = HeaderValue::from_str(&format!("\"api\";r=0;t={retry_after}")) {
+            h.insert("ratelimit", v);
+        }
         h.insert(
             "ratelimit-policy",
             HeaderValue::from_static("\"fixed window\";\"api\";q=1000;w=300"),
@@ -340,6 +403,7 @@ pub fn cut_body(body: Body, limit: usize, slow: Option<Duration>) -> Body {
 pub fn route_of(method: &Method, path: &str) -> &'static str {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segs.as_slice() {
+        ["admin", ..] => "admin",
         ["api", "whoami-v2"] => "whoami",
         ["api", "repos", "create"] => "repo_create",
         ["api", "repos", "delete"] => "repo_delete",
@@ -377,6 +441,10 @@ pub async fn run(
 ) -> Result<Response<Body>, std::io::Error> {
     use tower::ServiceExt;
     let route = route_of(req.method(), req.uri().path());
+    if route == "admin" {
+        let resp = router.oneshot(req.map(Body::new)).await;
+        return Ok(resp.unwrap_or_else(|never| match never {}));
+    }
     match faults.decide(route).await {
         Verdict::Respond(r) => Ok(r),
         Verdict::Reset => Err(std::io::Error::other("injected connection reset")),
@@ -425,6 +493,85 @@ mod tests {
     }
 
     #[test]
+    fn parses_counts_and_settings() {
+        let s: FaultSpec = "tree:http503=x2,delay=10ms@x1,retry_after=600,http504=0"
+            .parse()
+            .unwrap();
+        assert_eq!(s.retry_after, 600);
+        assert_eq!(s.rules[0].when, When::First(2));
+        assert_eq!(s.rules[1].when, When::First(1));
+        assert_eq!(s.rules[2].kind, Kind::Status(504));
+        assert_eq!(FaultSpec::default().retry_after, 1);
+        for bad in [
+            "http503=x",
+            "http503=x-1",
+            "http503=x1.5",
+            "tree:retry_after=1",
+            "retry_after=1s",
+        ] {
+            assert!(bad.parse::<FaultSpec>().is_err(), "{bad}");
+        }
+    }
+
+    fn status_of(v: &Verdict) -> Option<u16> {
+        match v {
+            Verdict::Respond(r) => Some(r.status().as_u16()),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn first_n_hits_exactly_the_first_requests_each_rule_sees() {
+        let f = Faults::new(
+            "commit:http503=x1,commit:http429=x1,tree:http500=x2"
+                .parse()
+                .unwrap(),
+        );
+        let mut commits = Vec::new();
+        for _ in 0..4 {
+            commits.push(status_of(&f.decide("commit").await));
+        }
+        assert_eq!(commits, [Some(503), Some(429), None, None]);
+        // Other routes are not counted against a rule that does not see them.
+        let mut trees = Vec::new();
+        for _ in 0..3 {
+            trees.push(status_of(&f.decide("tree").await));
+            assert_eq!(status_of(&f.decide("refs").await), None);
+        }
+        assert_eq!(trees, [Some(500), Some(500), None]);
+        let t = f.traffic();
+        assert_eq!(t.requests["commit"], 4);
+        assert_eq!(t.faults["commit:http503"], 1);
+        assert_eq!(t.faults["commit:http429"], 1);
+        assert_eq!(t.faults["tree:http500"], 2);
+        // `xN` rules take no random draws, so they leave the seeded sequence alone.
+        let plain = Faults::new("seed=5".parse().unwrap());
+        assert_eq!(plain.draw(), {
+            let g = Faults::new("seed=5,http503=x3".parse().unwrap());
+            let _ = g.decide("tree").await;
+            g.draw()
+        });
+    }
+
+    #[tokio::test]
+    async fn injected_429s_say_how_long_to_wait() {
+        let f = Faults::new("http429=x1,retry_after=600".parse().unwrap());
+        let Verdict::Respond(r) = f.decide("refs").await else {
+            panic!("expected an answer");
+        };
+        let h = r.headers();
+        assert_eq!(h["retry-after"], "600");
+        assert_eq!(h["ratelimit"], "\"api\";r=0;t=600");
+        assert!(h.contains_key("ratelimit-policy"));
+        assert!(
+            h[crate::api::X_REQUEST_ID]
+                .to_str()
+                .unwrap()
+                .starts_with("fault-")
+        );
+    }
+
+    #[test]
     fn draws_are_deterministic() {
         let a = Faults::new("seed=3".parse().unwrap());
         let b = Faults::new("seed=3".parse().unwrap());
@@ -451,5 +598,6 @@ mod tests {
         );
         assert_eq!(route_of(&Method::PUT, "/lfs-upload/1/o/2/s"), "lfs_upload");
         assert_eq!(route_of(&Method::PUT, "/lfs-upload/1/o/2/s/3"), "lfs_part");
+        assert_eq!(route_of(&Method::GET, "/admin/stats"), "admin");
     }
 }

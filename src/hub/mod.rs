@@ -1,10 +1,12 @@
 //! The local Hub (`hubsync hub serve`): a faithful, persistent implementation of the Hub API
 //! subset that hubsync and `huggingface_hub` use. A storage core that knows nothing of HTTP
-//! ([`store`]) sits behind one axum [`router`] ([`routes`]); [`auth`] decides who may do what.
-//! Must not import client, plan or apply.
+//! ([`store`]) sits behind one axum [`router`] ([`routes`]); [`auth`] decides who may do what,
+//! [`parse`] turns untrusted commit and LFS batch bodies into typed requests, and [`faults`]
+//! injects failures when asked. Must not import client, plan or apply.
 
 pub mod auth;
 pub mod faults;
+pub mod parse;
 pub mod parts;
 mod routes;
 pub mod store;
@@ -108,6 +110,7 @@ pub fn router(state: HubState) -> axum::Router {
 /// A running hub: its address, and a handle that stops it.
 pub struct RunningHub {
     pub addr: SocketAddr,
+    faults: Arc<faults::Faults>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
 }
@@ -115,6 +118,12 @@ pub struct RunningHub {
 impl RunningHub {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Requests served so far per route label (and injected faults): what `GET /admin/stats`
+    /// reports, without going through HTTP (for embedded hubs in tests and benchmarks).
+    pub fn traffic(&self) -> faults::Traffic {
+        self.faults.traffic()
     }
 
     /// Stops accepting requests, lets those in flight finish, and waits.
@@ -128,6 +137,9 @@ impl RunningHub {
         }
     }
 }
+
+/// The largest request head (request line and headers) the hub reads.
+const MAX_REQUEST_HEAD: usize = 256 * 1024;
 
 /// Binds `addr` and serves the hub in a background task (for `hub serve`, the demo and tests).
 ///
@@ -148,6 +160,7 @@ pub async fn spawn(config: HubConfig, addr: &str) -> Result<RunningHub, ServeErr
     let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(state.clone());
     let faults = state.faults.clone();
+    let hub_faults = faults.clone();
     let task = tokio::spawn(async move {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
@@ -168,8 +181,12 @@ pub async fn spawn(config: HubConfig, addr: &str) -> Result<RunningHub, ServeErr
                         let (app, faults) = (app.clone(), faults.clone());
                         async move { faults::run(&faults, app, req).await }
                     });
+                    // The read buffer also bounds the request head (hyper has no separate
+                    // limit): 256 KiB is far above any real client's headers (the Hub's CDN
+                    // allows about 20 KB) and refuses header floods with a 431. More than 100
+                    // headers is refused the same way (hyper's default `max_headers`).
                     let conn = hyper::server::conn::http1::Builder::new()
-                        .max_buf_size(1024 * 1024)
+                        .max_buf_size(MAX_REQUEST_HEAD)
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
@@ -188,6 +205,7 @@ pub async fn spawn(config: HubConfig, addr: &str) -> Result<RunningHub, ServeErr
     });
     Ok(RunningHub {
         addr: local,
+        faults: hub_faults,
         shutdown: Some(tx),
         task,
     })

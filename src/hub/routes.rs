@@ -18,7 +18,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::HubState;
 use super::auth::{self, Caller};
-use super::store::{self, CommitRequest, FlatTree, Op, RefKind, Repo, StoreError};
+use super::parse::{self, valid_oid};
+use super::store::{self, CommitRequest, FlatTree, RefKind, Repo, StoreError};
 use crate::api::{self, ErrorCode, RepoType};
 
 const JSON_LIMIT: usize = 16 * 1024 * 1024;
@@ -167,14 +168,35 @@ impl Ctx {
         matches!(self.q(key), Some("1" | "true" | "True" | "TRUE"))
     }
 
+    /// The whole request body, refused with 413 past `limit` bytes. A declared
+    /// `Content-Length` over the limit is refused before a byte of the body is read.
     async fn bytes(&mut self, limit: usize) -> Result<bytes::Bytes, HubErr> {
-        let body = std::mem::replace(&mut self.body, Body::empty());
-        axum::body::to_bytes(body, limit).await.map_err(|_| {
+        let too_large = || {
             HubErr::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("request body larger than {limit} bytes"),
             )
-        })
+        };
+        let declared = self
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        let mut stream = std::mem::replace(&mut self.body, Body::empty()).into_data_stream();
+        let mut buf = bytes::BytesMut::new();
+        while let Some(chunk) = stream.next().await {
+            // A body that broke off is the client's problem, not a size problem.
+            let chunk =
+                chunk.map_err(|e| HubErr::bad(format!("failed to read the request body: {e}")))?;
+            if buf.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
     }
 
     async fn json<T: DeserializeOwned>(&mut self) -> Result<T, HubErr> {
@@ -518,18 +540,15 @@ fn whoami(ctx: &Ctx) -> HResult {
 const SDKS: [&str; 4] = ["gradio", "streamlit", "docker", "static"];
 
 async fn create_repo(ctx: &mut Ctx) -> HResult {
+    let Some(me) = ctx.caller.name().map(str::to_string) else {
+        return Err(HubErr::new(
+            StatusCode::UNAUTHORIZED,
+            "You must be authenticated to create a repo",
+        ));
+    };
     let req: api::CreateRepoRequest = ctx.json().await?;
     let t = req.repo_type.unwrap_or(RepoType::Model);
-    let ns = match (&req.organization, ctx.caller.name()) {
-        (Some(o), _) => o.clone(),
-        (None, Some(me)) => me.to_string(),
-        (None, None) => {
-            return Err(HubErr::new(
-                StatusCode::UNAUTHORIZED,
-                "You must be authenticated to create a repo",
-            ));
-        }
-    };
+    let ns = req.organization.clone().unwrap_or(me);
     for part in [&ns, &req.name] {
         api::validate_id_part(part).map_err(|e| HubErr::bad(format!("Invalid repo name: {e}")))?;
     }
@@ -1187,75 +1206,7 @@ async fn preupload(ctx: &mut Ctx, t: RepoType, ns: &str, name: &str, rev: &str) 
 async fn commit(ctx: &mut Ctx, t: RepoType, ns: &str, name: &str, rev: &str) -> HResult {
     let repo = ctx.repo_write(t, ns, name)?;
     let body = ctx.bytes(COMMIT_LIMIT).await?;
-    let mut header: Option<api::CommitHeader> = None;
-    let mut ops = Vec::new();
-    for (i, line) in body.split(|b| *b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let parsed: api::CommitLine = serde_json::from_slice(line)
-            .map_err(|e| HubErr::bad(format!("line {}: invalid commit operation: {e}", i + 1)))?;
-        match parsed {
-            api::CommitLine::Header(h) if header.is_none() && ops.is_empty() => header = Some(h),
-            api::CommitLine::Header(_) => {
-                return Err(HubErr::bad(format!(
-                    "line {}: the header must be the first line, once",
-                    i + 1
-                )));
-            }
-            _ if header.is_none() => {
-                return Err(HubErr::bad("the first line must be the commit header"));
-            }
-            api::CommitLine::File(f) => {
-                let content = match f.encoding.as_str() {
-                    "base64" => base64::engine::general_purpose::STANDARD
-                        .decode(f.content.as_bytes())
-                        .map_err(|e| {
-                            HubErr::bad(format!(
-                                "line {}: `{}`: invalid base64: {e}",
-                                i + 1,
-                                f.path
-                            ))
-                        })?,
-                    "utf-8" | "utf8" => f.content.into_bytes(),
-                    other => {
-                        return Err(HubErr::bad(format!(
-                            "line {}: unknown encoding `{other}`",
-                            i + 1
-                        )));
-                    }
-                };
-                ops.push(Op::Put {
-                    path: f.path,
-                    content,
-                });
-            }
-            api::CommitLine::LfsFile(f) => {
-                if let Some(algo) = f.algo.as_deref()
-                    && algo != "sha256"
-                    && algo != "sha_256"
-                {
-                    return Err(HubErr::bad(format!(
-                        "line {}: unsupported algo `{algo}`",
-                        i + 1
-                    )));
-                }
-                ops.push(Op::PutLfs {
-                    path: f.path,
-                    sha256: f.oid,
-                    size: f.size,
-                });
-            }
-            api::CommitLine::DeletedFile(d) => ops.push(Op::DeleteFile { path: d.path }),
-            api::CommitLine::DeletedFolder(d) => ops.push(Op::DeleteFolder { path: d.path }),
-        }
-    }
-    let header = header.ok_or_else(|| {
-        HubErr::bad("empty commit body: the first line must be the commit header")
-    })?;
-    if header.summary.trim().is_empty() {
-        return Err(HubErr::bad("the commit summary must not be empty"));
-    }
+    let (header, ops) = parse::parse_commit_body(&body).map_err(HubErr::bad)?;
     let create_pr = ctx.flag("create_pr");
     let req = CommitRequest {
         revision: rev.to_string(),
@@ -1655,42 +1606,26 @@ fn upload_sig(secret: &str, repo_db_id: i64, oid: &str, size: u64) -> String {
     hex::encode(h.finalize())[..40].to_string()
 }
 
-fn valid_oid(oid: &str) -> bool {
-    oid.len() == 64
-        && oid
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 async fn lfs_batch(ctx: &mut Ctx, t: RepoType, ns: &str, name: &str) -> HResult {
-    let req: api::LfsBatchRequest = ctx.json().await?;
-    if req.operation != "upload" {
-        return Err(HubErr::bad(format!(
-            "operation `{}` is not supported; only upload",
-            req.operation
-        )));
-    }
     let repo = ctx.repo_write(t, ns, name)?;
-    if let Some(algo) = req.hash_algo.as_deref()
-        && algo != "sha256"
-        && algo != "sha_256"
-    {
-        return Err(HubErr::bad(format!("unsupported hash_algo `{algo}`")));
-    }
+    let body = ctx.bytes(JSON_LIMIT).await?;
+    let req = parse::parse_lfs_batch(&body).map_err(HubErr::bad)?;
     let chunk = ctx.st.config.multipart_chunk_size.max(1);
     let mut objects = Vec::new();
     let mut any_multipart = false;
     for obj in req.objects {
-        if !valid_oid(&obj.oid) {
+        let problem = if valid_oid(&obj.oid) {
+            parse::lfs_size_problem(obj.size, chunk)
+        } else {
+            Some("oid must be 64 lowercase hex characters".into())
+        };
+        if let Some(message) = problem {
             objects.push(api::LfsObjectAnswer {
                 oid: obj.oid,
                 size: obj.size,
                 authenticated: None,
                 actions: None,
-                error: Some(api::LfsObjectError {
-                    code: 422,
-                    message: "oid must be 64 lowercase hex characters".into(),
-                }),
+                error: Some(api::LfsObjectError { code: 422, message }),
             });
             continue;
         }
@@ -1784,47 +1719,81 @@ fn part_etag(oid: &str, n: u64, len: u64) -> String {
     hex::encode(Sha256::digest(format!("{oid}:{n}:{len}").as_bytes()))[..32].to_string()
 }
 
-/// Writes a request body into `path` at `offset` (the file is shared by the parts of one
-/// upload); returns the bytes received. The part is on disk when this returns.
+/// Writes a multipart part into `data` (in the upload's parts folder, shared by its parts) at
+/// `offset`; part `n` must be exactly `expected` bytes. The part is on disk when this returns. The
+/// folder and file are created with the first byte, and a part refused or cut off leaves
+/// nothing behind when it was the first.
 async fn receive_at(
     body: Body,
-    path: &std::path::Path,
+    data: &std::path::Path,
+    n: u64,
     offset: u64,
-    max: u64,
-) -> Result<u64, HubErr> {
+    expected: u64,
+) -> Result<(), HubErr> {
     use tokio::io::AsyncSeekExt;
     let io = |e: std::io::Error| HubErr::from(StoreError::Io(e));
-    let mut file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(false)
-        .open(path)
-        .await
-        .map_err(io)?;
-    file.seek(std::io::SeekFrom::Start(offset))
-        .await
-        .map_err(io)?;
+    let mut file: Option<tokio::fs::File> = None;
+    let mut created = false;
     let (mut total, mut unsynced) = (0u64, 0u64);
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| HubErr::bad(format!("upload interrupted: {e}")))?;
-        total += chunk.len() as u64;
-        if total > max {
+    let received = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| HubErr::bad(format!("upload interrupted: {e}")))?;
+            total += chunk.len() as u64;
+            if total > expected {
+                return Err(HubErr::bad(format!(
+                    "part {n} must be {expected} bytes; it is longer"
+                )));
+            }
+            let f = match &mut file {
+                Some(f) => f,
+                None => {
+                    if let Some(dir) = data.parent() {
+                        tokio::fs::create_dir_all(dir).await.map_err(io)?;
+                    }
+                    created = !tokio::fs::try_exists(data).await.unwrap_or(false);
+                    let mut f = tokio::fs::OpenOptions::new()
+                        .create(true)
+                        .write(true)
+                        .truncate(false)
+                        .open(data)
+                        .await
+                        .map_err(io)?;
+                    f.seek(std::io::SeekFrom::Start(offset)).await.map_err(io)?;
+                    file.insert(f)
+                }
+            };
+            f.write_all(&chunk).await.map_err(io)?;
+            unsynced += chunk.len() as u64;
+            if unsynced >= WRITEBACK_BYTES {
+                f.flush().await.map_err(io)?;
+                f.sync_data().await.map_err(io)?;
+                unsynced = 0;
+            }
+        }
+        if total != expected {
             return Err(HubErr::bad(format!(
-                "the part is larger than the expected {max} bytes"
+                "part {n} must be {expected} bytes, got {total}"
             )));
         }
-        file.write_all(&chunk).await.map_err(io)?;
-        unsynced += chunk.len() as u64;
-        if unsynced >= WRITEBACK_BYTES {
-            file.flush().await.map_err(io)?;
-            file.sync_data().await.map_err(io)?;
-            unsynced = 0;
+        if let Some(f) = &mut file {
+            f.flush().await.map_err(io)?;
+            f.sync_data().await.map_err(io)?;
+        }
+        Ok(())
+    }
+    .await;
+    if received.is_err() && created {
+        // TODO-hardening: a first part failing while another first part of the same upload is
+        // being written removes that one's bytes too; its completion then fails and the client
+        // uploads again.
+        drop(file);
+        let _ = tokio::fs::remove_file(data).await;
+        if let Some(dir) = data.parent() {
+            let _ = tokio::fs::remove_dir(dir).await;
         }
     }
-    file.flush().await.map_err(io)?;
-    file.sync_data().await.map_err(io)?;
-    Ok(total)
+    received
 }
 
 async fn receive(body: Body, path: &std::path::Path, max: u64) -> Result<(String, u64), HubErr> {
@@ -1833,26 +1802,33 @@ async fn receive(body: Body, path: &std::path::Path, max: u64) -> Result<(String
     let mut hasher = Sha256::new();
     let (mut total, mut unsynced) = (0u64, 0u64);
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| HubErr::bad(format!("upload interrupted: {e}")))?;
-        total += chunk.len() as u64;
-        if total > max {
-            drop(file);
-            let _ = tokio::fs::remove_file(path).await;
-            return Err(HubErr::bad(format!(
-                "upload is larger than the declared {max} bytes"
-            )));
+    let received = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| HubErr::bad(format!("upload interrupted: {e}")))?;
+            total += chunk.len() as u64;
+            if total > max {
+                return Err(HubErr::bad(format!(
+                    "upload is larger than the declared {max} bytes"
+                )));
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(io)?;
+            unsynced += chunk.len() as u64;
+            if unsynced >= WRITEBACK_BYTES {
+                file.flush().await.map_err(io)?;
+                file.sync_data().await.map_err(io)?;
+                unsynced = 0;
+            }
         }
-        hasher.update(&chunk);
-        file.write_all(&chunk).await.map_err(io)?;
-        unsynced += chunk.len() as u64;
-        if unsynced >= WRITEBACK_BYTES {
-            file.flush().await.map_err(io)?;
-            file.sync_data().await.map_err(io)?;
-            unsynced = 0;
-        }
+        file.flush().await.map_err(io)
     }
-    file.flush().await.map_err(io)?;
+    .await;
+    if let Err(e) = received {
+        // An upload cut off or refused half-way leaves nothing behind.
+        drop(file);
+        let _ = tokio::fs::remove_file(path).await;
+        return Err(e);
+    }
     Ok((hex::encode(hasher.finalize()), total))
 }
 
@@ -1906,19 +1882,11 @@ async fn lfs_upload(ctx: &mut Ctx, segs: &[&str]) -> HResult {
                 chunk
             };
             let dir = ctx.st.store.parts_dir(repo_db_id, oid);
-            tokio::fs::create_dir_all(&dir)
-                .await
-                .map_err(|e| HubErr::from(StoreError::Io(e)))?;
             // Every part goes straight to its place in one file, so completing the upload needs
             // no copy; the part is on disk before it is acknowledged.
             let data = dir.join(PARTS_DATA);
-            let len = receive_at(body, &data, chunk * (n - 1), expected).await?;
-            if len != expected {
-                return Err(HubErr::bad(format!(
-                    "part {n} must be {expected} bytes, got {len}"
-                )));
-            }
-            let tag = part_etag(oid, n, len);
+            receive_at(body, &data, n, chunk * (n - 1), expected).await?;
+            let tag = part_etag(oid, n, expected);
             tokio::fs::write(dir.join(format!("{n}-{tag}")), b"")
                 .await
                 .map_err(|e| HubErr::from(StoreError::Io(e)))?;
@@ -1944,8 +1912,10 @@ async fn lfs_upload(ctx: &mut Ctx, segs: &[&str]) -> HResult {
                     )));
                 };
                 let tag = p.etag.trim_matches('"');
+                // The etag becomes part of a file name: only the hex the hub handed out.
+                let is_ours = tag.len() == 32 && tag.bytes().all(|b| b.is_ascii_hexdigit());
                 let path = dir.join(format!("{n}-{tag}"));
-                if tag.len() != 32 || !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                if !is_ours || !tokio::fs::try_exists(&path).await.unwrap_or(false) {
                     return Err(HubErr::bad(format!(
                         "part {n} with etag {} was not uploaded",
                         p.etag

@@ -1257,7 +1257,7 @@ fn apply_op(
             );
         }
         Op::DeleteFile { path } => {
-            let path = path.trim_end_matches('/').to_string();
+            let path = delete_path(&path)?;
             if files.remove(&path).is_none() && !remove_folder(files, &path) {
                 return Err(StoreError::EntryNotFound(format!(
                     "A file with this name doesn't exist: {path}"
@@ -1265,7 +1265,7 @@ fn apply_op(
             }
         }
         Op::DeleteFolder { path } => {
-            let path = path.trim_end_matches('/').to_string();
+            let path = delete_path(&path)?;
             if !remove_folder(files, &path) {
                 return Err(StoreError::EntryNotFound(format!(
                     "A folder with this name doesn't exist: {path}"
@@ -1278,6 +1278,14 @@ fn apply_op(
 
 fn check_path(path: &str) -> Result<()> {
     api::validate_repo_path(path).map_err(|e| StoreError::InvalidPath(format!("invalid path: {e}")))
+}
+
+/// The path of a delete operation, whose trailing `/` is optional, checked like any other: a
+/// delete must not reach outside the repo, into `.git`, or name the whole repo (`""`, `/`).
+fn delete_path(path: &str) -> Result<String> {
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    check_path(trimmed)?;
+    Ok(trimmed.to_string())
 }
 
 /// A file cannot take the place of a folder or sit below a file.
@@ -1305,11 +1313,6 @@ fn check_no_dir_conflict(files: &BTreeMap<String, FileEntry>, path: &str) -> Res
 }
 
 fn remove_folder(files: &mut BTreeMap<String, FileEntry>, path: &str) -> bool {
-    if path.is_empty() {
-        let had = !files.is_empty();
-        files.clear();
-        return had;
-    }
     let prefix = format!("{path}/");
     let doomed: Vec<String> = files
         .range(prefix.clone()..)
@@ -1504,6 +1507,45 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, StoreError::InvalidPath(_)));
+    }
+
+    #[test]
+    fn delete_paths_stay_inside_the_repo() {
+        let (_d, s) = store();
+        let repo = s
+            .create_repo(RepoType::Model, "alice", "r", false, None)
+            .unwrap();
+        let before = s.resolve(&repo, "main").unwrap().commit.oid;
+        for bad in [
+            "", "/", "..", "a/../b", "/etc", ".git/", "a\\b", "a//", "./",
+        ] {
+            for op in [
+                Op::DeleteFile { path: bad.into() },
+                Op::DeleteFolder { path: bad.into() },
+            ] {
+                let err = commit(&s, &repo, None, vec![op]).unwrap_err();
+                assert!(matches!(err, StoreError::InvalidPath(_)), "{bad}: {err}");
+            }
+        }
+        assert_eq!(s.resolve(&repo, "main").unwrap().commit.oid, before);
+        // A trailing `/` is still optional.
+        commit(
+            &s,
+            &repo,
+            None,
+            vec![Op::Put {
+                path: "d/x".into(),
+                content: b"1".to_vec(),
+            }],
+        )
+        .unwrap();
+        commit(
+            &s,
+            &repo,
+            None,
+            vec![Op::DeleteFolder { path: "d/".into() }],
+        )
+        .unwrap();
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! changes". Each step is reported to the caller as a [`DemoStep`]; this module never prints.
 //!
 //! The demo's Space secret gets its value from [`SECRET_ENV`], which the demo sets in its own
-//! environment overlay (see [`super::plan_with_env`]) rather than in the process environment.
+//! environment overlay (see [`super::load_manifest_with_env`]) rather than in the process
+//! environment.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use crate::plan::Plan;
 use crate::render::TextDiffs;
 use crate::util::secret::Secret;
 
-use super::{PlanOptions, plan_with_env};
+use super::{PlanOptions, load_manifest_with_env, plan_manifest};
 
 /// The demo's manifest, also kept as `examples/demo.yaml`.
 pub const MANIFEST: &str = include_str!("../../examples/demo.yaml");
@@ -127,7 +128,8 @@ pub async fn run(
             std::env::var(k).ok()
         }
     };
-    let planned = plan_with_env(&plan_opts, &getenv, |_| {}).await?;
+    let load = || load_manifest_with_env(&manifest, &[], &getenv);
+    let planned = plan_manifest(load()?, &plan_opts, |_| {}).await?;
     on_step(DemoStep::Planned {
         plan: &planned.plan,
         diffs: &planned.diffs,
@@ -155,7 +157,7 @@ pub async fn run(
         ));
     }
 
-    let replanned = plan_with_env(&plan_opts, &getenv, |_| {}).await?;
+    let replanned = plan_manifest(load()?, &plan_opts, |_| {}).await?;
     on_step(DemoStep::Replanned {
         plan: &replanned.plan,
     });

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::api::{RepoId, RepoType};
 use crate::apply::SecretValues;
 use crate::client::HubClient;
-use crate::local::{HashCache, PathFilter, ScanOptions, ScanSpec};
+use crate::local::{HashCache, PathFilter, ScanOptions, ScanResult, ScanSpec};
 use crate::manifest::{self, Manifest};
 use crate::plan::{
     self, Action, CommitSettings, DesiredFile, DesiredRepo, DesiredSpace, Plan, Scope, TagSpec,
@@ -101,7 +101,8 @@ pub fn load_manifest(path: &Path, repos: &[String]) -> Result<Manifest, Error> {
     load_manifest_with_env(path, repos, &manifest::process_env)
 }
 
-/// [`load_manifest`] with another environment for `${VAR}` values.
+/// [`load_manifest`] with another environment for the manifest's `${VAR}` values (`hubsync
+/// demo` gives its Space a secret this way, without touching the process environment).
 pub fn load_manifest_with_env(
     path: &Path,
     repos: &[String],
@@ -145,60 +146,48 @@ pub fn cache_path(m: &Manifest) -> PathBuf {
     m.base_dir.join(".hubsync").join("hash-cache.json")
 }
 
-/// manifest → local scan → remote snapshot → plan, reading `${VAR}`s and `HF_*` settings from
-/// the process environment.
-pub async fn plan(
-    opts: &PlanOptions,
-    progress: impl Fn(crate::local::ProgressEvent),
-) -> Result<Planned, Error> {
-    plan_with_env(opts, &manifest::process_env, progress).await
+/// The folders to scan for a manifest: one [`ScanSpec`] per file mapping, in manifest order
+/// (the order [`desired`] expects the scan's trees in).
+pub fn scan_specs(m: &Manifest) -> Vec<ScanSpec> {
+    m.repos
+        .iter()
+        .flat_map(|r| &r.files)
+        .map(|f| ScanSpec {
+            root: f.local_path.clone(),
+            include: f.include.clone(),
+            exclude: f.exclude.clone(),
+        })
+        .collect()
 }
 
-/// [`plan`] with another environment: `getenv` supplies the manifest's `${VAR}` secret values
-/// and the `HF_*` settings (`hubsync demo` uses it to give its Space a secret without touching
-/// the process environment).
-pub async fn plan_with_env(
-    opts: &PlanOptions,
-    getenv: &(dyn Fn(&str) -> Option<String> + Sync),
-    progress: impl Fn(crate::local::ProgressEvent),
-) -> Result<Planned, Error> {
-    let m = load_manifest_with_env(&opts.manifest, &opts.repos, getenv)?;
-    manifest::check_paths(&m)?;
-    let hub = HubSettings::resolve(
-        opts.endpoint.as_deref(),
-        opts.token.as_deref(),
-        m.endpoint.as_deref(),
-        getenv,
+/// The remote side to read for a manifest: one [`Target`] per repo.
+pub fn targets(m: &Manifest) -> Vec<Target> {
+    m.repos
+        .iter()
+        .map(|r| Target {
+            repo_type: r.repo_type,
+            id: r.id.clone(),
+            revision: r.revision.clone(),
+        })
+        .collect()
+}
+
+/// What each repo of the manifest should look like, given the scan of [`scan_specs`]: the
+/// planner's input. Pure: no I/O. Fails when two mappings of one repo produce the same remote
+/// path from different local files.
+pub fn desired(m: &Manifest, scan: &ScanResult) -> Result<Vec<DesiredRepo>, Error> {
+    assert_eq!(
+        scan.trees.len(),
+        m.mapping_count(),
+        "the scan must come from `scan_specs` of this manifest"
     );
-    let client = hub.client()?;
-
-    // Local scan, one spec per mapping.
-    let mut specs = Vec::new();
-    for r in &m.repos {
-        for f in &r.files {
-            specs.push(ScanSpec {
-                root: f.local_path.clone(),
-                include: f.include.clone(),
-                exclude: f.exclude.clone(),
-            });
-        }
-    }
-    let mut cache = HashCache::load(cache_path(&m));
-    let scan = crate::local::scan(&specs, &mut cache, &ScanOptions::default(), progress).await?;
-    let scan = scan.into_complete()?;
-    // A cache that cannot be written only costs time next run.
-    if let Err(e) = cache.save() {
-        tracing::warn!(error = %e, "could not save the hash cache");
-    }
-    let warnings = scan.warnings.iter().map(|w| w.to_string()).collect();
-
-    // Desired state.
     let mut desired = Vec::new();
     let mut trees = scan.trees.iter();
     for r in &m.repos {
         let mut files: BTreeMap<String, DesiredFile> = BTreeMap::new();
         let mut origin: BTreeMap<String, PathBuf> = BTreeMap::new();
         let mut prune_scopes = Vec::new();
+        let mut retention = Vec::new();
         for f in &r.files {
             let tree = trees.next().expect("one tree per mapping");
             for (rel, lf) in &tree.files {
@@ -232,11 +221,19 @@ pub async fn plan_with_env(
                     },
                 );
             }
+            let scope = Scope {
+                prefix: f.remote.clone(),
+                filter: PathFilter::new(&f.include, &f.exclude)?,
+            };
+            if let Some(k) = &f.keep_last {
+                retention.push(plan::Retention::new(
+                    scope.clone(),
+                    &k.pattern,
+                    k.count as usize,
+                )?);
+            }
             if f.prune {
-                prune_scopes.push(Scope {
-                    prefix: f.remote.clone(),
-                    filter: PathFilter::new(&f.include, &f.exclude)?,
-                });
+                prune_scopes.push(scope);
             }
         }
         desired.push(DesiredRepo {
@@ -247,6 +244,7 @@ pub async fn plan_with_env(
             create: r.create,
             files,
             prune_scopes,
+            retention,
             max_deletes: r.max_deletes as usize,
             commit: CommitSettings {
                 message: r.commit.message.clone(),
@@ -287,17 +285,53 @@ pub async fn plan_with_env(
         });
     }
 
-    // Remote state.
-    let targets: Vec<Target> = m
-        .repos
-        .iter()
-        .map(|r| Target {
-            repo_type: r.repo_type,
-            id: r.id.clone(),
-            revision: r.revision.clone(),
-        })
-        .collect();
-    let remote = remote::snapshot_all(&client, &targets).await?;
+    Ok(desired)
+}
+
+/// manifest → local scan → remote snapshot → plan.
+pub async fn plan(
+    opts: &PlanOptions,
+    progress: impl Fn(crate::local::ProgressEvent),
+) -> Result<Planned, Error> {
+    let m = load_manifest(&opts.manifest, &opts.repos)?;
+    plan_manifest(m, opts, progress).await
+}
+
+/// [`plan()`] for a manifest already loaded (and perhaps adjusted: `watch` adds excludes for
+/// files that are not ready yet). `opts.manifest` and `opts.repos` are not read again.
+pub async fn plan_manifest(
+    m: Manifest,
+    opts: &PlanOptions,
+    progress: impl Fn(crate::local::ProgressEvent),
+) -> Result<Planned, Error> {
+    manifest::check_paths(&m)?;
+    let hub = HubSettings::resolve(
+        opts.endpoint.as_deref(),
+        opts.token.as_deref(),
+        m.endpoint.as_deref(),
+        &|k| std::env::var(k).ok(),
+    );
+    let client = hub.client()?;
+
+    let mut cache = HashCache::load(cache_path(&m));
+    let scan = crate::local::scan(
+        &scan_specs(&m),
+        &mut cache,
+        &ScanOptions::default(),
+        progress,
+    )
+    .await?;
+    let scan = scan.into_complete()?;
+    // A cache that cannot be written only costs time next run.
+    if let Err(e) = cache.save() {
+        tracing::warn!(error = %e, "could not save the hash cache");
+    }
+    let warnings = scan.warnings.iter().map(|w| w.to_string()).collect();
+    let desired = desired(&m, &scan)?;
+    // Names the Hub would refuse stop the plan here, before any request.
+    plan::check_remote_paths(&desired)?;
+
+    let remote = remote::snapshot_all(&client, &targets(&m)).await?;
     let plan = plan::compute(&desired, &remote)?;
     let diffs = if opts.diffs {
         text_diffs(&client, &plan).await
@@ -419,6 +453,15 @@ pub async fn check_stale(client: &HubClient, plan: &Plan) -> Result<(), Error> {
     } else {
         Err(StalePlan { moved }.into())
     }
+}
+
+/// Watches the manifest's folders and keeps pushing them until a signal or a persistent error
+/// (see [`crate::watch`]).
+pub async fn watch(
+    opts: &crate::watch::WatchOptions,
+    emit: crate::watch::Emit<'_>,
+) -> Result<crate::watch::WatchExit, Error> {
+    crate::watch::run(opts, emit).await
 }
 
 /// Reads a saved plan file.

@@ -21,6 +21,9 @@ pub struct DesiredRepo {
     /// Scopes of the `prune: true` mappings: remote files inside them that are not in `files`
     /// are deleted.
     pub prune_scopes: Vec<Scope>,
+    /// `keep_last` rules of the mappings (see [`super::retention`]): old matching folders are
+    /// deleted from the Hub and not uploaded again.
+    pub retention: Vec<super::Retention>,
     pub max_deletes: usize,
     pub commit: CommitSettings,
     /// Branches to create when missing: `(name, from)`.
@@ -96,6 +99,12 @@ pub enum PlanError {
         count: usize,
         max: usize,
     },
+    #[error(
+        "{} local file(s) have names the Hub refuses; nothing was sent:\n{}",
+        paths.len(),
+        paths.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
+    )]
+    BadPaths { paths: Vec<super::BadPath> },
 }
 
 impl PlanError {
@@ -107,6 +116,10 @@ impl PlanError {
             PlanError::TooManyDeletes { count, .. } => vec![format!(
                 "check the mapping's `prune`, `include` and `exclude`; if the deletes are intended, raise `max_deletes` to at least {count}"
             )],
+            PlanError::BadPaths { .. } => vec![
+                "rename those files, or leave them out with an `exclude` glob in their mapping"
+                    .into(),
+            ],
         }
     }
 }
@@ -200,12 +213,43 @@ fn plan_repo(d: &DesiredRepo, snapshot: Option<&RemoteSnapshot>) -> Result<RepoP
         branches.insert(d.revision.clone());
     }
 
+    // Retention: folders not to upload, folders to retire, folders prune must leave alone.
+    let mut skip: BTreeSet<&str> = BTreeSet::new();
+    let mut protected: BTreeSet<&str> = BTreeSet::new();
+    let mut retired: BTreeSet<&str> = BTreeSet::new();
+    for rule in &d.retention {
+        let v = rule.verdict(
+            r.files.keys().map(String::as_str),
+            d.files.keys().map(String::as_str),
+        );
+        let folder = |p: &str| rule.folder_of_repo_path(p).map(str::to_string);
+        for p in d.files.keys() {
+            if folder(p).is_some_and(|f| v.skip_local.contains(&f)) {
+                skip.insert(p);
+            }
+        }
+        for p in r.files.keys() {
+            match folder(p) {
+                Some(f) if v.delete_remote.contains(&f) && rule.scope.contains(p) => {
+                    retired.insert(p);
+                }
+                Some(f) if v.frozen.contains(&f) || v.skip_local.contains(&f) => {
+                    protected.insert(p);
+                }
+                _ => {}
+            }
+        }
+    }
+
     // Files: adds and updates in path order, then deletes in path order.
     let lfs = api::lfs_matcher(r.gitattributes.as_deref().unwrap_or(""));
     let remote_lfs: BTreeSet<&str> = r.files.values().filter_map(|f| f.lfs.as_deref()).collect();
     let mut upload_bytes = 0u64;
     let mut counted: BTreeSet<&str> = BTreeSet::new();
     for (path, f) in &d.files {
+        if skip.contains(path.as_str()) {
+            continue;
+        }
         let is_lfs = api::wants_lfs(path, f.size, f.binary, &lfs) || f.git_oid.is_none();
         let git_oid = if is_lfs {
             api::lfs_git_oid(&f.sha256, f.size)
@@ -244,8 +288,13 @@ fn plan_repo(d: &DesiredRepo, snapshot: Option<&RemoteSnapshot>) -> Result<RepoP
     let deletes: Vec<Action> = r
         .files
         .iter()
-        .filter(|(p, _)| *p != ".gitattributes" && !d.files.contains_key(*p))
-        .filter(|(p, _)| d.prune_scopes.iter().any(|s| s.contains(p)))
+        .filter(|(p, _)| *p != ".gitattributes")
+        .filter(|(p, _)| {
+            retired.contains(p.as_str())
+                || (!d.files.contains_key(*p)
+                    && !protected.contains(p.as_str())
+                    && d.prune_scopes.iter().any(|s| s.contains(p)))
+        })
         .map(|(p, f)| Action::FileDelete {
             path: p.clone(),
             size: f.size,
@@ -273,20 +322,26 @@ fn plan_repo(d: &DesiredRepo, snapshot: Option<&RemoteSnapshot>) -> Result<RepoP
         }
     }
     for t in &d.tags {
-        match r.tags.get(&t.name) {
-            None => actions.push(Action::TagCreate {
+        // A revision is a commit id only when no branch or tag has that name (`cafe123` could
+        // be either); commit ids are compared in lowercase, as the Hub writes them.
+        let commit = (is_commit_id(&t.revision)
+            && !branches.contains(&t.revision)
+            && !r.tags.contains_key(&t.revision))
+        .then(|| t.revision.to_ascii_lowercase());
+        match (r.tags.get(&t.name), commit) {
+            (None, _) => actions.push(Action::TagCreate {
                 name: t.name.clone(),
                 revision: t.revision.clone(),
                 message: t.message.clone(),
             }),
-            Some(target) if is_commit_id(&t.revision) && !target.starts_with(&t.revision) => {
+            (Some(target), Some(commit)) if !target.starts_with(&commit) => {
                 actions.push(Action::TagMove {
                     name: t.name.clone(),
                     from: target.clone(),
-                    to: t.revision.clone(),
+                    to: commit,
                 })
             }
-            Some(_) => {}
+            (Some(_), _) => {}
         }
     }
 

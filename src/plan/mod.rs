@@ -6,6 +6,8 @@
 
 mod batch;
 mod compute;
+mod paths;
+pub mod retention;
 pub mod secrets;
 
 use std::collections::BTreeMap;
@@ -16,11 +18,28 @@ use serde::{Deserialize, Serialize};
 
 pub use batch::{CommitBatch, LADDER, START_RUNG, file_order, next_batch, split_commits};
 pub use compute::{DesiredFile, DesiredRepo, DesiredSpace, PlanError, Scope, TagSpec, compute};
+pub use paths::{BadPath, check_remote_paths};
+pub use retention::{Retention, natural_cmp};
 
 use crate::api::RepoType;
 
 /// The version of the JSON plan document.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The command that regenerates `schemas/plan.schema.json`.
+pub const SCHEMA_REGENERATE_COMMAND: &str = "cargo run -- schema --plan > schemas/plan.schema.json";
+
+/// The JSON Schema (draft 2020-12) of the plan document, generated from [`Plan`].
+pub fn json_schema() -> schemars::Schema {
+    schemars::schema_for!(Plan)
+}
+
+/// [`json_schema`] as pretty JSON with a final newline: the content of
+/// `schemas/plan.schema.json`.
+pub fn json_schema_string() -> String {
+    // `{:#}` on a `serde_json::Value` is its pretty form, and cannot fail.
+    format!("{:#}\n", json_schema().as_value())
+}
 
 /// A whole plan: one entry per repo of the manifest, in manifest order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -28,11 +47,14 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct Plan {
     /// Always 1 for this format.
     pub schema_version: u32,
+    /// One entry per repo of the manifest (or of the `--repo` selection), in manifest order.
     pub repos: Vec<RepoPlan>,
+    /// Totals over all repos.
     pub summary: Summary,
 }
 
 impl Plan {
+    /// Whether any repo has an action: `false` is "No changes".
     pub fn has_changes(&self) -> bool {
         self.repos.iter().any(|r| !r.actions.is_empty())
     }
@@ -69,8 +91,11 @@ pub struct RepoPlan {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommitSettings {
+    /// The commit summary.
     pub message: String,
+    /// Most files in one commit.
     pub max_files: usize,
+    /// Most bytes in one commit.
     pub max_bytes: u64,
 }
 
@@ -80,13 +105,17 @@ pub struct CommitSettings {
 pub enum Action {
     /// Create the repo.
     RepoCreate {
+        /// Whether the new repo is private.
         private: bool,
+        /// The Space SDK (Spaces only).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sdk: Option<String>,
     },
     /// Change visibility (`public` / `private`).
     Visibility {
+        /// The current visibility.
         from: String,
+        /// The visibility the manifest asks for.
         to: String,
     },
     /// Upload a new file.
@@ -95,61 +124,73 @@ pub enum Action {
     FileUpdate(FileChange),
     /// Delete a file (only inside a `prune: true` mapping's scope).
     FileDelete {
+        /// Path in the repo.
         path: String,
+        /// Size of the remote file.
         size: u64,
+        /// Git oid of the remote file.
         old_git_oid: String,
     },
     /// Create a branch from another revision.
     BranchCreate {
+        /// The new branch.
         name: String,
+        /// The branch, tag or commit it starts from.
         from: String,
     },
     /// Create a tag at a revision (a branch name means its head after this apply's commits).
     TagCreate {
+        /// The new tag.
         name: String,
+        /// A branch, tag or commit id.
         revision: String,
+        /// The annotated tag's message, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
     /// Move a tag that points elsewhere than the commit the manifest names.
     TagMove {
+        /// The tag.
         name: String,
+        /// The commit it points to now.
         from: String,
+        /// The commit id the manifest names.
         to: String,
     },
     /// Request other Space hardware.
     SpaceHardware {
+        /// The hardware requested now, if known.
         from: Option<String>,
+        /// The hardware flavour the manifest asks for.
         to: String,
     },
     /// Change the Space sleep time (seconds; -1 = never).
     SpaceSleepTime {
+        /// The current sleep time; `null` means never.
         from: Option<i64>,
+        /// The sleep time the manifest asks for.
         to: i64,
     },
-    VariableAdd {
-        key: String,
-        value: String,
-    },
+    /// Add a Space variable (marked as managed by hubsync).
+    VariableAdd { key: String, value: String },
+    /// Change a Space variable's value.
     VariableChange {
         key: String,
         from: String,
         to: String,
     },
-    VariableDelete {
-        key: String,
-    },
-    SecretAdd {
-        key: String,
-    },
+    /// Delete a Space variable hubsync set that the manifest no longer lists.
+    VariableDelete { key: String },
+    /// Add a Space secret (its value comes from the environment at apply time).
+    SecretAdd { key: String },
+    /// Set a Space secret again.
     SecretChange {
         key: String,
         /// Why the secret is set again: `value_changed`, `not_set_by_hubsync` or `edited_elsewhere`.
         reason: SecretReason,
     },
-    SecretDelete {
-        key: String,
-    },
+    /// Delete a Space secret hubsync set that the manifest no longer lists.
+    SecretDelete { key: String },
 }
 
 /// Why a secret is re-set.
@@ -170,7 +211,9 @@ pub enum SecretReason {
 pub struct FileChange {
     /// Path in the repo.
     pub path: String,
+    /// Size in bytes.
     pub size: u64,
+    /// SHA-256 of the content (the LFS oid).
     pub sha256: String,
     /// Git blob SHA-1 (of the LFS pointer for LFS files).
     pub git_oid: String,
@@ -184,6 +227,8 @@ pub struct FileChange {
     pub uploaded: bool,
     /// The local file and its modification time when planned (staleness check).
     pub local_path: PathBuf,
+    /// Nanoseconds since the Unix epoch. (An `i64`: serde cannot read an `i128` back inside
+    /// the tagged `Action`, and `i64` nanoseconds reach the year 2262.)
     pub mtime_ns: i64,
 }
 
@@ -197,7 +242,9 @@ pub struct Summary {
     pub change: usize,
     /// Things deleted.
     pub delete: usize,
+    /// Commits over all repos.
     pub commits: usize,
+    /// Bytes of LFS content to upload over all repos.
     pub upload_bytes: u64,
 }
 

@@ -61,15 +61,15 @@ pub fn markdown(plan: &Plan, diffs: &TextDiffs) -> String {
         out.push_str("**No changes.** The Hub matches the manifest.\n");
         return out;
     }
-    for repo in &plan.repos {
-        if repo.actions.is_empty() {
-            out.push_str(&format!(
-                "- `{}` ({}): no changes\n",
-                repo.id, repo.repo_type
-            ));
-        }
+    let unchanged: Vec<_> = plan.repos.iter().filter(|r| r.actions.is_empty()).collect();
+    for repo in &unchanged {
+        out.push_str(&format!(
+            "- `{}` ({}): no changes\n",
+            repo.id, repo.repo_type
+        ));
     }
-    if plan.repos.iter().any(|r| r.actions.is_empty()) {
+    // A blank line ends the list, so the headings below are not read as part of it.
+    if !unchanged.is_empty() {
         out.push('\n');
     }
     for repo in plan.repos.iter().filter(|r| !r.actions.is_empty()) {

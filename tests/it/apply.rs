@@ -40,7 +40,7 @@ fn of_type<'a>(lines: &'a [serde_json::Value], t: &str) -> Vec<&'a serde_json::V
 
 /// Write requests so far, by route.
 fn writes(hub: &TestHub) -> Vec<(String, u64)> {
-    let stats = hub.stats();
+    let stats = hub.stats_retried();
     WRITE_ROUTES
         .iter()
         .filter_map(|r| {
@@ -127,9 +127,13 @@ fn a_file_over_the_chunk_size_goes_up_in_parts_and_reads_back_exactly() {
     let run = ws.run(&["apply", "-y", "--format", "json"]);
     run.assert_code(0);
 
-    assert_eq!(hub.requests("lfs_part"), 4, "ceil(3.5 MB / 1 MiB) parts");
-    assert_eq!(hub.requests("lfs_complete"), 1);
-    assert_eq!(hub.requests("lfs_upload"), 0, "no basic upload");
+    assert_eq!(
+        hub.route_requests("lfs_part"),
+        4,
+        "ceil(3.5 MB / 1 MiB) parts"
+    );
+    assert_eq!(hub.route_requests("lfs_complete"), 1);
+    assert_eq!(hub.route_requests("lfs_upload"), 0, "no basic upload");
     assert_eq!(hub.stat("lfs_objects_uploaded"), 1);
     assert_eq!(hub.stat("lfs_bytes_received"), 3_500_000);
     let done = events(&run);
@@ -273,7 +277,7 @@ fn commit_file(hub: &TestHub, repo: &str, path: &str, content: &[u8]) -> String 
 /// is inside that window (it has planned and is about to upload and commit), runs `meanwhile`,
 /// and returns apply's outcome.
 fn apply_with_a_window(hub: &TestHub, ws: &Workspace, meanwhile: impl FnOnce()) -> Run {
-    let before = hub.requests("preupload");
+    let before = hub.route_requests("preupload");
     let child = ws
         .cmd(&["apply", "-y"])
         .stdout(std::process::Stdio::piped())
@@ -281,7 +285,7 @@ fn apply_with_a_window(hub: &TestHub, ws: &Workspace, meanwhile: impl FnOnce()) 
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while hub.requests("preupload") == before {
+    while hub.route_requests("preupload") == before {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "apply never reached its uploads"
@@ -571,7 +575,10 @@ fn multipart_parts_cut_off_mid_body_are_sent_again_and_read_back_exactly() {
         }
         assert!(runs < 5, "no convergence: {}", run.stderr());
     }
-    assert!(hub.requests("lfs_part") > 6, "some parts were sent again");
+    assert!(
+        hub.route_requests("lfs_part") > 6,
+        "some parts were sent again"
+    );
     assert_eq!(hub.stat("lfs_objects_uploaded"), 1);
     let back = hub.download(RepoType::Model, "alice/cut", "main", "big.safetensors");
     assert!(

@@ -1,10 +1,9 @@
 //! The `client` module against the real local hub: pagination, error mapping, uploads, refs and
-//! Spaces. Retry behaviour needs a server that fails on demand, which `hub serve` does not offer
-//! yet; those tests use a tiny in-test axum server that fakes *only* the failures.
+//! Spaces, and retries against the hub's injected faults (`hub serve --faults`, scripted with
+//! `xN` rules so each test knows exactly which requests fail).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -756,111 +755,55 @@ fn space_settings_round_trip() {
     });
 }
 
-// ---- retries, against a server that fails on purpose ------------------------------------------
+// ---- retries, against the hub's injected faults ----------------------------------------------
 
-/// A fake endpoint that answers each request with the next scripted status (then 200 with
-/// `ok_body`), counting requests. It fakes failures only; all real behaviour is tested above.
-struct FaultServer {
-    url: String,
-    hits: Arc<AtomicUsize>,
-    _task: tokio::task::JoinHandle<()>,
+/// A hub with `--admin --faults SPEC`, holding the model `alice/r`.
+fn faulty_hub(spec: &str) -> TestHub {
+    let hub = TestHub::builder().admin().arg("--faults").arg(spec).start();
+    rt().block_on(create_model(&hub.write_client(), &repo("alice/r")));
+    hub
 }
 
-/// One scripted failure: a status and extra headers.
-type Fault = (u16, Vec<(&'static str, &'static str)>);
-
-#[derive(Clone)]
-struct Script {
-    hits: Arc<AtomicUsize>,
-    failures: Arc<Vec<Fault>>,
-    ok_body: &'static str,
+/// Requests the hub received on `route` (faulted ones included).
+fn hits(hub: &TestHub, route: &str) -> u64 {
+    hub.stats()["requests"][route].as_u64().unwrap_or(0)
 }
-
-async fn fault_server(failures: Vec<Fault>, ok_body: &'static str) -> FaultServer {
-    use axum::response::IntoResponse;
-    let hits = Arc::new(AtomicUsize::new(0));
-    let script = Script {
-        hits: hits.clone(),
-        failures: Arc::new(failures),
-        ok_body,
-    };
-    let app = axum::Router::new().fallback(
-        move |axum::extract::State(s): axum::extract::State<Script>| async move {
-            let n = s.hits.fetch_add(1, Ordering::SeqCst);
-            match s.failures.get(n) {
-                Some((status, headers)) => {
-                    let mut resp = (
-                        axum::http::StatusCode::from_u16(*status).unwrap(),
-                        [("x-request-id", "fault-1")],
-                        "temporarily unavailable",
-                    )
-                        .into_response();
-                    for (k, v) in headers {
-                        resp.headers_mut().insert(*k, v.parse().unwrap());
-                    }
-                    resp
-                }
-                None => (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    s.ok_body,
-                )
-                    .into_response(),
-            }
-        },
-    );
-    let app = app.with_state(script);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    FaultServer {
-        url,
-        hits,
-        _task: task,
-    }
-}
-
-fn fast_client(url: &str) -> HubClient {
-    HubClient::builder(url)
-        .token(Some(Secret::new("hf_fake".into())))
-        .retry_policy(fast_retries())
-        .build()
-        .unwrap()
-}
-
-const COMMIT_OK: &str = r#"{"success":true,"commitOid":"0123456789012345678901234567890123456789","commitUrl":"http://x/alice/r/commit/0123456789012345678901234567890123456789"}"#;
 
 #[test]
 fn idempotent_reads_retry_503_then_succeed() {
+    let hub = faulty_hub("tree:http503=x2");
     rt().block_on(async {
-        let s = fault_server(vec![(503, vec![]), (503, vec![])], "[]").await;
-        let tree = fast_client(&s.url)
+        let tree = hub
+            .write_client()
             .list_tree(RepoType::Model, &repo("alice/r"), "main", None, true)
             .await
             .unwrap();
-        assert!(tree.is_empty());
-        assert_eq!(s.hits.load(Ordering::SeqCst), 3);
+        assert_eq!(tree.len(), 1, "{tree:?}");
     });
+    assert_eq!(hits(&hub, "tree"), 3);
+    assert_eq!(hub.stats()["faults"]["tree:http503"], 2);
 }
 
 #[test]
 fn rate_limited_reads_wait_as_told_then_succeed() {
+    let hub = faulty_hub("commits:http429=x1");
     rt().block_on(async {
-        let s = fault_server(vec![(429, vec![("retry-after", "1")])], "[]").await;
         let started = Instant::now();
-        fast_client(&s.url)
+        hub.write_client()
             .list_commits(RepoType::Model, &repo("alice/r"), "main")
             .await
             .unwrap();
-        assert_eq!(s.hits.load(Ordering::SeqCst), 2);
-        // The policy's own backoff is 10 ms; the second attempt waited for `Retry-After`.
+        // The policy's own backoff is 10 ms; the second attempt waited for the hub's 1 s.
         assert!(started.elapsed() >= Duration::from_secs(1));
+    });
+    assert_eq!(hits(&hub, "commits"), 2);
 
-        // `RateLimit` with `r=0` asks for `t + 1` s; a wait over the policy cap fails at once.
-        let s = fault_server(vec![(429, vec![("ratelimit", "\"api\";r=0;t=600")])], "[]").await;
+    // `RateLimit` with `r=0` asks for `t + 1` s; a wait over the policy cap fails at once.
+    let hub = faulty_hub("commits:http429=1,retry_after=600");
+    rt().block_on(async {
         let started = Instant::now();
-        let e = fast_client(&s.url)
+        let e = hub
+            .write_client()
             .list_commits(RepoType::Model, &repo("alice/r"), "main")
             .await
             .unwrap_err();
@@ -871,16 +814,16 @@ fn rate_limited_reads_wait_as_told_then_succeed() {
                 retry_after: Some(Duration::from_secs(601))
             }
         );
-        assert_eq!(s.hits.load(Ordering::SeqCst), 1);
         assert!(e.hints()[0].contains("601s"), "{:?}", e.hints());
     });
+    assert_eq!(hits(&hub, "commits"), 1);
 }
 
 #[test]
 fn retries_stop_after_the_policy_limit() {
+    let hub = faulty_hub("repo_info:http502=1");
     rt().block_on(async {
-        let s = fault_server(vec![(502, vec![]); 10], "[]").await;
-        let client = HubClient::builder(&s.url)
+        let client = HubClient::builder(hub.url())
             .retry_policy(RetryPolicy {
                 max_retries: 2,
                 ..fast_retries()
@@ -893,101 +836,80 @@ fn retries_stop_after_the_policy_limit() {
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Server);
         assert_eq!(e.attempts(), 3);
-        assert_eq!(e.request_id(), Some("fault-1"));
-        assert_eq!(s.hits.load(Ordering::SeqCst), 3);
+        assert!(
+            e.request_id().is_some_and(|id| id.starts_with("fault-")),
+            "{e}"
+        );
         assert!(e.to_string().contains("after 3 attempts"), "{e}");
     });
+    assert_eq!(hits(&hub, "repo_info"), 3);
 }
 
 #[test]
 fn a_failed_commit_is_never_retried() {
+    // Each rule hits the first request it sees, in order: 503, then 429, then 504, then through.
+    let hub = faulty_hub("commit:http503=x1,commit:http429=x1,commit:http504=x1,branch:http503=x1");
+    let id = repo("alice/r");
+    let ops = [file_line("a.txt", b"a")];
+    let head = header("c", None);
     rt().block_on(async {
-        let id = repo("alice/r");
-        let ops = [file_line("a.txt", b"a")];
+        let c = hub.write_client();
+        let commit = || c.commit(RepoType::Model, &id, "main", &head, &ops, false);
 
         // 503: sent once, reported as a server error.
-        let s = fault_server(vec![(503, vec![]), (503, vec![])], COMMIT_OK).await;
-        let e = fast_client(&s.url)
-            .commit(
-                RepoType::Model,
-                &id,
-                "main",
-                &header("c", None),
-                &ops,
-                false,
-            )
-            .await
-            .unwrap_err();
+        let e = commit().await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Server);
-        assert_eq!(s.hits.load(Ordering::SeqCst), 1);
         assert_eq!(e.attempts(), 1);
+        assert_eq!(hits(&hub, "commit"), 1);
 
-        // 429: not retried either, even with a short Retry-After.
-        let s = fault_server(vec![(429, vec![("retry-after", "0")])], COMMIT_OK).await;
-        let e = fast_client(&s.url)
-            .commit(
-                RepoType::Model,
-                &id,
-                "main",
-                &header("c", None),
-                &ops,
-                false,
-            )
-            .await
-            .unwrap_err();
+        // 429: not retried either, even though the hub says when to come back.
+        let e = commit().await.unwrap_err();
         assert!(matches!(e.kind(), ErrorKind::RateLimited { .. }), "{e}");
-        assert_eq!(s.hits.load(Ordering::SeqCst), 1);
+        assert_eq!(hits(&hub, "commit"), 2);
 
         // 504: the commit may have landed; the caller must re-read the head.
-        let s = fault_server(vec![(504, vec![])], COMMIT_OK).await;
-        let e = fast_client(&s.url)
-            .commit(
-                RepoType::Model,
-                &id,
-                "main",
-                &header("c", None),
-                &ops,
-                false,
-            )
-            .await
-            .unwrap_err();
+        let e = commit().await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Ambiguous);
         assert!(e.may_have_been_applied());
-        assert_eq!(s.hits.load(Ordering::SeqCst), 1);
+        assert_eq!(hits(&hub, "commit"), 3);
+
+        // None of them reached the repo; the next commit goes through, once.
+        assert_eq!(hub.stats()["commits_created"], 0);
+        commit().await.unwrap();
+        assert_eq!(hits(&hub, "commit"), 4);
+        let commits = c.list_commits(RepoType::Model, &id, "main").await.unwrap();
+        assert_eq!(commits.len(), 2);
 
         // Repo and ref creation are not retried either.
-        let s = fault_server(vec![(503, vec![])], "{}").await;
-        let c = fast_client(&s.url);
         assert!(
             c.create_branch(RepoType::Model, &id, "dev", None)
                 .await
                 .is_err()
         );
-        assert_eq!(s.hits.load(Ordering::SeqCst), 1);
+        assert_eq!(hits(&hub, "branch"), 1);
+    });
+    let hub = TestHub::builder()
+        .admin()
+        .arg("--faults")
+        .arg("repo_create:http503=x1")
+        .start();
+    rt().block_on(async {
+        let c = hub.write_client();
+        let e = c
+            .create_repo(RepoType::Model, &id, &Default::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Server, "{e}");
+        assert_eq!(hits(&hub, "repo_create"), 1);
     });
 }
 
 #[test]
 fn a_commit_whose_connection_breaks_is_ambiguous() {
+    // The hub closes the connection without answering.
+    let hub = faulty_hub("commit:reset=1,repo_info:reset=1,other:reset=1");
     rt().block_on(async {
-        // A server that reads the request and hangs up without answering.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let hits = Arc::new(AtomicUsize::new(0));
-        let counter = hits.clone();
-        tokio::spawn(async move {
-            use tokio::io::AsyncReadExt;
-            loop {
-                let Ok((mut sock, _)) = listener.accept().await else {
-                    return;
-                };
-                counter.fetch_add(1, Ordering::SeqCst);
-                let mut buf = vec![0u8; 65536];
-                let _ = tokio::time::timeout(Duration::from_millis(200), sock.read(&mut buf)).await;
-                drop(sock);
-            }
-        });
-        let c = fast_client(&url);
+        let c = hub.write_client();
         let e = c
             .commit(
                 RepoType::Model,
@@ -1000,7 +922,7 @@ fn a_commit_whose_connection_breaks_is_ambiguous() {
             .await
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Ambiguous, "{e}");
-        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        assert_eq!(hits(&hub, "commit"), 1);
         assert!(e.hints()[0].contains("hubsync plan"));
 
         // The same failure on a read is retried, then reported as a transport error.
@@ -1010,12 +932,12 @@ fn a_commit_whose_connection_breaks_is_ambiguous() {
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Transport { maybe_sent: true }, "{e}");
         assert_eq!(e.attempts(), 6);
-        assert_eq!(hits.load(Ordering::SeqCst), 7);
+        assert_eq!(hits(&hub, "repo_info"), 6);
 
         // A signed upload URL never shows in the error, its message, or its causes.
         let e = c
             .lfs_upload(
-                &format!("{url}/lfs/up?token=SIGNED_SECRET&part=1"),
+                &format!("{}/lfs/up?token=SIGNED_SECRET&part=1", hub.url()),
                 UploadSource::bytes(&b"abc"[..]),
             )
             .await
@@ -1062,8 +984,20 @@ fn an_unreachable_endpoint_is_a_transport_error() {
     });
 }
 
+/// A client with a fake token, for the recording server below.
+fn fast_client(url: &str) -> HubClient {
+    HubClient::builder(url)
+        .token(Some(Secret::new("hf_fake".into())))
+        .retry_policy(fast_retries())
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn the_token_goes_to_the_hub_only() {
+    // This one keeps an in-test server: it asserts on the headers each request *arrived* with,
+    // across two origins, which the hub does not expose (and must not: it would be a token
+    // echo). It fakes nothing the hub implements.
     rt().block_on(async {
         // Records (path, authorization, user-agent) of every request.
         type Seen = Arc<std::sync::Mutex<Vec<(String, Option<String>, String)>>>;

@@ -359,7 +359,7 @@ fn flaky_scenario(seed: u64) {
     let runs = converge(&ws, 6);
     eprintln!(
         "seed {seed}: converged in {runs} run(s); faults {}",
-        hub.stats()["faults"]
+        hub.stats_retried()["faults"]
     );
     assert_converged(
         &hub,
@@ -368,7 +368,7 @@ fn flaky_scenario(seed: u64) {
         &desired,
         &format!("seed {seed} ({runs} runs)"),
     );
-    let faults = &hub.stats()["faults"];
+    let faults = &hub.stats_retried()["faults"];
     assert!(
         faults.get("commit:lost_commit_response").is_some(),
         "seed {seed}: no commit answer was lost; the test tests nothing: {faults}"

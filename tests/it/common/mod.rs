@@ -11,15 +11,28 @@
 //!
 //! Use [`TestHub::builder`] for other settings (page size, multipart chunk size, `--admin`,
 //! extra arguments) and [`TestHub::restart`] to kill the server with SIGKILL and start it again
-//! on the same data.
+//! on the same data. With `--admin`, [`TestHub::requests`] reads the per-route request counters.
+//!
+//! [`TestContext`] runs the real `hubsync` binary in a temp workspace against a hub, with the
+//! inherited environment cleared:
+//!
+//! ```ignore
+//! let ctx = TestContext::new().with_hub(&hub);
+//! ctx.write("hubsync.yaml", "version: 1\nrepos: []\n");
+//! let out = ctx.hubsync(&["plan", "--format", "json"]);
+//! ```
 
 #![allow(dead_code)]
 
+mod figures;
+pub mod raw;
 pub mod workspace;
 
+pub use figures::record_figures;
 pub use workspace::{Run, Workspace};
 
-use std::io::{BufRead, BufReader, Read};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -134,6 +147,15 @@ impl TestHub {
         self.dir.path().join("hub.log")
     }
 
+    /// `GET /admin/stats` (the hub must have been started with [`TestHubBuilder::admin`]).
+    pub fn stats(&self) -> serde_json::Value {
+        let r = raw::req("GET", "/admin/stats")
+            .send(self.url())
+            .unwrap_or_else(|e| panic!("GET /admin/stats: {e}; log:\n{}", self.log()));
+        assert_eq!(r.status, 200, "GET /admin/stats: {}", r.everything());
+        r.json()
+    }
+
     /// A client with alice's write token and a fast retry policy.
     pub fn write_client(&self) -> HubClient {
         self.client(Some(TestHub::WRITE_TOKEN))
@@ -156,6 +178,49 @@ impl TestHub {
             .retry_policy(fast_retries())
             .build()
             .expect("build a client for the test hub")
+    }
+
+    /// `GET /admin/stats` (needs `--admin`): requests served so far per route label (see
+    /// `hubsync::hub::faults::route_of`). The stats request itself counts as one `other`.
+    pub fn requests(&self) -> BTreeMap<String, u64> {
+        let stats = self.admin_stats();
+        serde_json::from_value(stats["requests"].clone()).expect("`requests` is a map of counts")
+    }
+
+    /// Requests since an earlier [`requests`](Self::requests) reading, per route, leaving out
+    /// this stats request and routes that saw nothing new.
+    pub fn requests_since(&self, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+        let mut delta: BTreeMap<String, u64> = self
+            .requests()
+            .into_iter()
+            .map(|(route, n)| {
+                let seen = before.get(&route).copied().unwrap_or(0);
+                (route, n - seen)
+            })
+            .collect();
+        // The hub never counts its own `/admin/stats` requests.
+        delta.retain(|_, n| *n > 0);
+        delta
+    }
+
+    /// The whole `GET /admin/stats` document. Plain HTTP/1.1 over a socket, so reading the
+    /// counters does not depend on the client under test.
+    pub fn admin_stats(&self) -> serde_json::Value {
+        let addr = self.url.strip_prefix("http://").expect("an http:// hub");
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect to the test hub");
+        write!(
+            stream,
+            "GET /admin/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+        assert!(
+            head.starts_with("HTTP/1.1 200"),
+            "GET /admin/stats (is the hub started with `.admin()`?): {head}"
+        );
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("stats are not JSON ({e}): {body}"))
     }
 
     /// Kills the server with SIGKILL (no clean shutdown) and waits for it.
@@ -260,4 +325,161 @@ pub fn read(path: &Path) -> Vec<u8> {
         .and_then(|mut f| f.read_to_end(&mut out))
         .unwrap_or_else(|e| panic!("read `{}`: {e}", path.display()));
     out
+}
+
+/// A `hubsync` command run in `dir` against `hub`, with a clean environment: alice's write token
+/// in `HF_TOKEN`, `HOME` in `dir`, no colours. Stdout and stderr are piped.
+pub fn hubsync(hub_url: &str, dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hubsync"));
+    c.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("HF_ENDPOINT", hub_url)
+        .env("HF_TOKEN", TestHub::WRITE_TOKEN)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Stdout then stderr of a finished command, as text (for assertion messages).
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `GET /admin/stats` of a hub started with `.admin()`: commit and upload counters and the
+/// requests per route.
+pub fn admin_stats(hub_url: &str) -> serde_json::Value {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        reqwest::Client::new()
+            .get(format!("{hub_url}/admin/stats"))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("GET /admin/stats (was the hub started with `.admin()`?)")
+            .json()
+            .await
+            .expect("admin stats are JSON")
+    })
+}
+
+/// The requests a hub counted, per route, leaving out the admin endpoint itself.
+pub fn requests_by_route(stats: &serde_json::Value) -> std::collections::BTreeMap<String, u64> {
+    stats["requests"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| *k != "other")
+                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The sha256 of some bytes, in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Every file under the hub's `lfs/` folder: `(name, sha256 of its content)`.
+pub fn lfs_store(data_dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(data_dir.join("lfs"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        out.push((name, sha256_hex(&read(entry.path()))));
+    }
+    out.sort();
+    out
+}
+
+/// A temp workspace to run the real `hubsync` binary in, with the inherited environment cleared:
+/// only `HOME` and `HF_HOME` (inside the temp dir), `NO_COLOR=1`, and, with a hub, `HF_ENDPOINT`
+/// and alice's `HF_TOKEN`.
+pub struct TestContext {
+    dir: tempfile::TempDir,
+    env: BTreeMap<String, String>,
+}
+
+impl TestContext {
+    pub fn new() -> TestContext {
+        let dir = tempfile::Builder::new()
+            .prefix("hubsync-test-")
+            .tempdir()
+            .expect("create a temp workspace");
+        std::fs::create_dir_all(dir.path().join("work")).unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut env = BTreeMap::new();
+        env.insert("HOME".to_string(), home.display().to_string());
+        env.insert("HF_HOME".to_string(), home.join("hf").display().to_string());
+        env.insert("NO_COLOR".to_string(), "1".to_string());
+        TestContext { dir, env }
+    }
+
+    /// Points `HF_ENDPOINT` at `hub` and sets alice's write token as `HF_TOKEN`.
+    pub fn with_hub(self, hub: &TestHub) -> TestContext {
+        self.env("HF_ENDPOINT", hub.url())
+            .env("HF_TOKEN", TestHub::WRITE_TOKEN)
+    }
+
+    /// Sets one more environment variable for the commands run.
+    pub fn env(mut self, key: &str, value: &str) -> TestContext {
+        self.env.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// The folder commands run in (where `hubsync.yaml` goes).
+    pub fn work(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    /// Writes a file under [`work`](Self::work), creating folders.
+    pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.work().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    /// Runs `hubsync ARGS` in [`work`](Self::work) and waits for it.
+    pub fn hubsync(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_hubsync"))
+            .args(args)
+            .current_dir(self.work())
+            .env_clear()
+            .envs(&self.env)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run hubsync")
+    }
+}
+
+/// Asserts an exit code, showing the output when it differs.
+#[track_caller]
+pub fn assert_exit(out: &std::process::Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

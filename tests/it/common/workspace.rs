@@ -139,9 +139,9 @@ impl Run {
 }
 
 impl TestHub {
-    /// `GET /admin/stats` (the hub must run with [`super::TestHubBuilder::admin`]). Retried, so
-    /// that it works against a hub injecting faults.
-    pub fn stats(&self) -> serde_json::Value {
+    /// `GET /admin/stats` (the hub must run with [`super::TestHubBuilder::admin`]), retried so
+    /// that it works against a hub injecting faults (unlike [`TestHub::stats`]).
+    pub fn stats_retried(&self) -> serde_json::Value {
         let addr = self.url().trim_start_matches("http://").to_string();
         let mut last = String::new();
         for _ in 0..50 {
@@ -168,14 +168,16 @@ impl TestHub {
         panic!("GET /admin/stats kept failing; last answer: {last}")
     }
 
-    /// One counter of [`TestHub::stats`] (`commits_created`, `lfs_objects_uploaded`, …).
+    /// One counter of the stats (`commits_created`, `lfs_objects_uploaded`, …).
     pub fn stat(&self, key: &str) -> u64 {
-        self.stats()[key].as_u64().unwrap_or(0)
+        self.stats_retried()[key].as_u64().unwrap_or(0)
     }
 
-    /// Requests the hub received on a route (see `hub::faults` for the labels).
-    pub fn requests(&self, route: &str) -> u64 {
-        self.stats()["requests"][route].as_u64().unwrap_or(0)
+    /// Requests the hub received on one route (see `hub::faults` for the labels).
+    pub fn route_requests(&self, route: &str) -> u64 {
+        self.stats_retried()["requests"][route]
+            .as_u64()
+            .unwrap_or(0)
     }
 }
 
