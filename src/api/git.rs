@@ -73,27 +73,33 @@ pub fn lfs_matcher(text: &str) -> globset::GlobSet {
         if pat.starts_with('#') || !parts.any(|a| a == "filter=lfs") {
             continue;
         }
-        // A pattern without `/` matches the basename at any depth, as in git.
-        let pat = if pat.contains('/') {
-            pat.trim_start_matches('/').to_string()
-        } else {
-            format!("**/{pat}")
-        };
-        if let Ok(g) = globset::GlobBuilder::new(&pat)
+        add_git_pattern(&mut b, pat, false);
+    }
+    b.build().unwrap_or_else(|_| globset::GlobSet::empty())
+}
+
+/// Adds a gitattributes/gitignore-style pattern to `b`: one without `/` matches a name at any
+/// depth, one with `/` is anchored at the repo root; `folders` also matches everything below.
+pub fn add_git_pattern(b: &mut globset::GlobSetBuilder, pat: &str, folders: bool) {
+    let pat = if pat.contains('/') {
+        pat.trim_start_matches('/').to_string()
+    } else {
+        format!("**/{pat}")
+    };
+    let base = pat.strip_prefix("**/").map(str::to_string);
+    let mut pats = vec![pat.clone()];
+    if folders {
+        pats.push(format!("{pat}/**"));
+    }
+    pats.extend(base);
+    for p in pats {
+        if let Ok(g) = globset::GlobBuilder::new(&p)
             .literal_separator(true)
             .build()
         {
             b.add(g);
         }
-        if let Some(base) = pat.strip_prefix("**/")
-            && let Ok(g) = globset::GlobBuilder::new(base)
-                .literal_separator(true)
-                .build()
-        {
-            b.add(g);
-        }
     }
-    b.build().unwrap_or_else(|_| globset::GlobSet::empty())
 }
 
 /// The Hub's LFS decision (hub-api.md §5.1): over 10 MiB, tracked by `.gitattributes`, or

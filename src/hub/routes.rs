@@ -1119,27 +1119,7 @@ fn ignore_patterns(text: &str) -> globset::GlobSet {
         if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
             continue;
         }
-        let pat = line.trim_end_matches('/');
-        let pat = if pat.contains('/') {
-            pat.trim_start_matches('/').to_string()
-        } else {
-            format!("**/{pat}")
-        };
-        for p in [pat.clone(), format!("{pat}/**")] {
-            if let Ok(g) = globset::GlobBuilder::new(&p)
-                .literal_separator(true)
-                .build()
-            {
-                b.add(g);
-            }
-        }
-        if let Some(base) = pat.strip_prefix("**/")
-            && let Ok(g) = globset::GlobBuilder::new(base)
-                .literal_separator(true)
-                .build()
-        {
-            b.add(g);
-        }
+        api::add_git_pattern(&mut b, line.trim_end_matches('/'), true);
     }
     b.build().unwrap_or_else(|_| globset::GlobSet::empty())
 }

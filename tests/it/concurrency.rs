@@ -2,23 +2,12 @@
 //! conflict, and a lock stops two applies of the same manifest at once.
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 
 use crate::common::TestHub;
 
 fn cmd(hub: &TestHub, dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hubsync"));
-    c.args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env("HF_ENDPOINT", hub.url())
-        .env("HF_TOKEN", TestHub::WRITE_TOKEN)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c
+    crate::common::hubsync(hub.url(), dir, args)
 }
 
 fn spawn(hub: &TestHub, dir: &Path, args: &[&str]) -> Child {

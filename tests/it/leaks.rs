@@ -3,25 +3,16 @@
 //! hub write (saved plans, the hash cache, the hub's data folder).
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::common::{TestHub, record_figures};
 
 const SECRET: &str = "s3cr3t-VALUE-4f9d2c71";
 
 fn hubsync(hub: &TestHub, dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hubsync"))
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir)
+    let out = crate::common::hubsync(hub.url(), dir, args)
         .env("HF_HOME", dir.join("hf-home"))
-        .env("HF_ENDPOINT", hub.url())
-        .env("HF_TOKEN", TestHub::WRITE_TOKEN)
         .env("API_KEY", SECRET)
         .env("HUBSYNC_LOG", "trace")
-        .env("NO_COLOR", "1")
         .output()
         .expect("run hubsync");
     let text = format!(
