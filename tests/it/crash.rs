@@ -5,6 +5,10 @@
 //! LFS object may have been installed twice (the hub counts only completed uploads, so the count
 //! must equal the number of distinct objects). The same holds against a hub that fails, resets
 //! connections and loses commit answers at random.
+//!
+//! Apply is also killed while it hashes a large workspace (before it has planned anything), and
+//! while it creates branches and tags and changes Space settings (the hub holds those requests a
+//! while); re-runs converge to the same files, refs and settings.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
@@ -16,7 +20,7 @@ use hubsync::api::RepoType;
 use sha2::Digest;
 
 use crate::common::workspace::pseudo_random;
-use crate::common::{TestHub, Workspace};
+use crate::common::{TestHub, Workspace, record_figures};
 
 /// A small deterministic generator for the kill points (splitmix64).
 struct Rng(u64);
@@ -65,6 +69,25 @@ impl Desired {
         Desired { files }
     }
 
+    /// A workspace that takes a moment to scan and hash: many small files and a few large
+    /// LFS files.
+    fn hashing(seed: u64) -> Desired {
+        let mut files = BTreeMap::new();
+        for i in 0..6u64 {
+            files.insert(
+                format!("weights/big-{i}.bin"),
+                pseudo_random(6_000_000 + i as usize * 1000, seed * 1000 + i),
+            );
+        }
+        for i in 0..600 {
+            files.insert(
+                format!("data/part-{}/row-{i:04}.txt", i % 20),
+                format!("seed {seed} row {i}\n").repeat(20).into_bytes(),
+            );
+        }
+        Desired { files }
+    }
+
     fn write(&self, ws: &Workspace) {
         for (path, data) in &self.files {
             ws.write(&format!("out/{path}"), data);
@@ -100,11 +123,26 @@ enum KillAt {
     Upload(usize, Duration),
     /// After the Nth `commit_created` event, plus a delay.
     Commit(usize, Duration),
+    /// This long after the start, before any event: while the workspace is scanned and hashed.
+    Hashing(Duration),
+    /// After the Nth `ref_created` event, plus a delay: inside the next (slow) ref update.
+    Ref(usize, Duration),
+    /// After the Nth `setting_changed` event, plus a delay: inside the next Space setting.
+    Setting(usize, Duration),
+}
+
+/// What a kill interrupted.
+struct Killed {
+    /// The process was still running when killed.
+    landed: bool,
+    /// No `plan` event had been printed yet: the kill landed while apply scanned and hashed.
+    before_plan: bool,
 }
 
 /// Runs `apply -y --format json` and SIGKILLs it at `at`. Returns whether the kill happened
-/// (the run may finish first).
-fn apply_and_kill(ws: &Workspace, at: KillAt) -> bool {
+/// (the run may finish first), and whether it came before the plan was printed.
+fn apply_and_kill(ws: &Workspace, at: KillAt) -> Killed {
+    let started = Instant::now();
     let mut child = ws
         .cmd(&["apply", "-y", "--format", "json"])
         .stdout(Stdio::piped())
@@ -124,14 +162,29 @@ fn apply_and_kill(ws: &Workspace, at: KillAt) -> bool {
     let (want, n, delay) = match at {
         KillAt::Upload(n, d) => ("upload_started", n, d),
         KillAt::Commit(n, d) => ("commit_created", n, d),
+        KillAt::Hashing(d) => ("", 0, d),
+        KillAt::Ref(n, d) => ("ref_created", n, d),
+        KillAt::Setting(n, d) => ("setting_changed", n, d),
     };
     let mut seen = 0;
+    let mut planned = false;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        match rx.recv_timeout(Duration::from_millis(50)) {
+        let wait = if n == 0 {
+            match delay.checked_sub(started.elapsed()) {
+                Some(left) => left.min(Duration::from_millis(50)),
+                None => break,
+            }
+        } else {
+            Duration::from_millis(50)
+        };
+        match rx.recv_timeout(wait) {
             Ok(line) => {
                 let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-                if v["type"] == want {
+                if v["type"] == "plan" {
+                    planned = true;
+                }
+                if n > 0 && v["type"] == want {
                     seen += 1;
                     if seen == n {
                         std::thread::sleep(delay);
@@ -145,10 +198,19 @@ fn apply_and_kill(ws: &Workspace, at: KillAt) -> bool {
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
-    let killed = matches!(child.try_wait(), Ok(None));
+    let landed = matches!(child.try_wait(), Ok(None));
     let _ = child.kill();
     let _ = child.wait();
-    killed
+    // A plan line printed just before the kill may still be in the pipe.
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(20)) {
+        if serde_json::from_str::<serde_json::Value>(&line).is_ok_and(|v| v["type"] == "plan") {
+            planned = true;
+        }
+    }
+    Killed {
+        landed,
+        before_plan: landed && !planned,
+    }
 }
 
 /// Applies until a run succeeds; returns the number of runs.
@@ -245,50 +307,153 @@ fn manifest(id: &str) -> String {
     )
 }
 
-/// A hub slow enough that a kill lands inside a phase: uploads and commits take a while.
-fn slow_hub() -> TestHub {
+/// What a scenario's workspace holds, and so where its kills can land.
+#[derive(Clone, Copy, Debug)]
+enum Setup {
+    /// LFS shards and small files, 4 files a commit: uploads and a commit series.
+    Uploads,
+    /// Hundreds of files and 36 MB of LFS files, 200 files a commit: a scan that takes a moment.
+    Hashing,
+    /// A few files, two branches and two tags on the model, and a Space with settings.
+    Refs,
+}
+
+impl Setup {
+    fn desired(self, seed: u64) -> Desired {
+        match self {
+            Setup::Uploads => Desired::new(seed, 10, 14),
+            Setup::Hashing => Desired::hashing(seed),
+            Setup::Refs => Desired::new(seed, 2, 5),
+        }
+    }
+
+    fn manifest(self, id: &str) -> String {
+        match self {
+            Setup::Uploads => manifest(id),
+            Setup::Hashing => manifest(id).replace("max_files: 4", "max_files: 200"),
+            Setup::Refs => format!(
+                "{}    branches: [{{ name: dev, from: main }}, {{ name: staging, from: main }}]\n\
+                 \x20   tags: [{{ name: v1, revision: main }}, {{ name: v2, revision: main }}]\n\
+                 \x20 - id: {id}-space\n    type: space\n    files: [{{ local: ./space }}]\n\
+                 \x20   space: {{ sdk: gradio, hardware: cpu-upgrade, \
+                 variables: {{ MODE: demo, LEVEL: \"3\" }} }}\n",
+                manifest(id)
+            ),
+        }
+    }
+
+    /// The hub's faults: slow enough that a kill lands inside a phase.
+    fn faults(self) -> &'static str {
+        match self {
+            Setup::Uploads | Setup::Hashing => {
+                "lfs_upload:delay=150ms,lfs_verify:delay=30ms,commit:delay=120ms"
+            }
+            Setup::Refs => "branch:delay=300ms,tag:delay=300ms,space:delay=300ms",
+        }
+    }
+}
+
+/// A hub slow enough that a kill lands inside a phase.
+fn slow_hub(setup: Setup) -> TestHub {
     TestHub::builder()
         .page_size(None)
         .admin()
         .arg("--faults")
-        .arg("lfs_upload:delay=150ms,lfs_verify:delay=30ms,commit:delay=120ms")
+        .arg(setup.faults())
         .start()
+}
+
+/// The refs of the model repo of a [`Setup::Refs`] scenario: both branches and both tags on
+/// the head of `main`.
+fn assert_refs(hub: &TestHub, id: &str, what: &str) {
+    let head = hub.commits(RepoType::Model, id, "main")[0].id.clone();
+    let repo = hubsync::api::RepoId::parse(id).unwrap();
+    let refs = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(hub.write_client().list_refs(RepoType::Model, &repo, false))
+        .unwrap();
+    let at = |list: &[hubsync::api::GitRefInfo]| -> BTreeMap<String, String> {
+        list.iter()
+            .map(|r| (r.name.clone(), r.target_commit.clone()))
+            .collect()
+    };
+    let want = |names: &[&str]| -> BTreeMap<String, String> {
+        names
+            .iter()
+            .map(|n| (n.to_string(), head.clone()))
+            .collect()
+    };
+    assert_eq!(
+        at(&refs.branches),
+        want(&["dev", "main", "staging"]),
+        "{what}: branches"
+    );
+    assert_eq!(at(&refs.tags), want(&["v1", "v2"]), "{what}: tags");
+}
+
+/// What a set of scenarios did, for the figures.
+#[derive(Default)]
+struct Tally {
+    kills: usize,
+    before_plan: usize,
+    reruns: usize,
 }
 
 /// One scenario per kill schedule, each on its own slow hub and all at once (they mostly wait):
 /// a fresh repo, killed at each point in turn, then applied to convergence and checked.
-fn run_scenarios(seed: u64, schedules: &[Vec<KillAt>]) {
+fn run_scenarios(seed: u64, setup: Setup, schedules: &[Vec<KillAt>]) -> Tally {
+    let tally = std::sync::Mutex::new(Tally::default());
     std::thread::scope(|scope| {
         for (i, kills) in schedules.iter().enumerate() {
+            let tally = &tally;
             scope.spawn(move || {
-                let hub = slow_hub();
+                let hub = slow_hub(setup);
                 let ws = Workspace::new(&hub);
                 let id = format!("alice/crash-{seed}-{i}");
-                let desired = Desired::new(seed * 100 + i as u64, 10, 14);
+                let desired = setup.desired(seed * 100 + i as u64);
                 desired.write(&ws);
-                ws.manifest(&manifest(&id));
-                let mut killed = 0;
+                if let Setup::Refs = setup {
+                    ws.write("space/app.py", b"print('hi')\n");
+                }
+                ws.manifest(&setup.manifest(&id));
+                let (mut killed, mut before_plan) = (0, 0);
                 for at in kills {
-                    if apply_and_kill(&ws, *at) {
-                        killed += 1;
-                    }
+                    let k = apply_and_kill(&ws, *at);
+                    killed += usize::from(k.landed);
+                    before_plan += usize::from(k.before_plan);
                     // Let the hub finish what the dead process left in flight (longer than any
                     // delay), as a re-run after a crash would.
                     std::thread::sleep(Duration::from_millis(400));
                 }
                 assert!(killed > 0, "scenario {i} ({kills:?}): no kill landed");
-                let landed = hub
-                    .commits(RepoType::Model, &id, "main")
-                    .len()
-                    .saturating_sub(1);
+                // A kill while hashing lands before the repo exists.
+                let landed = if hub.exists(RepoType::Model, &id) {
+                    hub.commits(RepoType::Model, &id, "main")
+                        .len()
+                        .saturating_sub(1)
+                } else {
+                    0
+                };
                 let runs = converge(&ws, 3);
                 eprintln!(
-                    "scenario {i} {kills:?}: {landed} commit(s) before the re-run, converged in {runs} run(s)"
+                    "scenario {i} {kills:?}: {killed} kill(s) landed ({before_plan} before the plan), \
+                     {landed} commit(s) before the re-run, converged in {runs} run(s)"
                 );
-                assert_converged(&hub, &ws, &id, &desired, &format!("scenario {i} {kills:?}"));
+                let what = format!("scenario {i} {kills:?}");
+                assert_converged(&hub, &ws, &id, &desired, &what);
+                if let Setup::Refs = setup {
+                    assert_refs(&hub, &id, &what);
+                }
+                let mut t = tally.lock().unwrap();
+                t.kills += killed;
+                t.before_plan += before_plan;
+                t.reruns += runs;
             });
         }
     });
+    tally.into_inner().unwrap()
 }
 
 #[test]
@@ -303,7 +468,11 @@ fn kill_9_during_uploads_then_reapply_converges() {
             )]
         })
         .collect();
-    run_scenarios(1, &schedules);
+    let t = run_scenarios(1, Setup::Uploads, &schedules);
+    record_figures(
+        "crash::kill_9_during_uploads_then_reapply_converges",
+        serde_json::json!({ "crash_points": t.kills, "reruns": t.reruns }),
+    );
 }
 
 #[test]
@@ -329,20 +498,78 @@ fn kill_9_during_the_commit_series_then_reapply_converges() {
             Duration::from_millis(rng.range(0, 100)),
         ),
     ]);
-    run_scenarios(2, &schedules);
+    let t = run_scenarios(2, Setup::Uploads, &schedules);
+    record_figures(
+        "crash::kill_9_during_the_commit_series_then_reapply_converges",
+        serde_json::json!({ "crash_points": t.kills, "reruns": t.reruns }),
+    );
+}
+
+#[test]
+fn kill_9_while_hashing_then_reapply_converges() {
+    let mut rng = Rng(0x4A5E);
+    // Killed this long after the start: while the 600 files and 36 MB are scanned and hashed.
+    let schedules: Vec<Vec<KillAt>> = (0..4)
+        .map(|_| vec![KillAt::Hashing(Duration::from_millis(rng.range(20, 120)))])
+        .collect();
+    let t = run_scenarios(3, Setup::Hashing, &schedules);
+    assert!(
+        t.before_plan > 0,
+        "no kill landed before the plan was printed; the test tests nothing"
+    );
+    record_figures(
+        "crash::kill_9_while_hashing_then_reapply_converges",
+        serde_json::json!({
+            "crash_points": t.kills,
+            "before_plan": t.before_plan,
+            "reruns": t.reruns,
+        }),
+    );
+}
+
+#[test]
+fn kill_9_during_ref_updates_and_space_settings_then_reapply_converges() {
+    let mut rng = Rng(0x5EF5);
+    // Each branch, tag and Space request is held 300 ms: killed inside the 2nd..4th ref update
+    // or the 2nd Space setting.
+    let mut schedules: Vec<Vec<KillAt>> = (0..4)
+        .map(|_| {
+            vec![KillAt::Ref(
+                rng.range(1, 3) as usize,
+                Duration::from_millis(rng.range(20, 250)),
+            )]
+        })
+        .collect();
+    schedules.push(vec![KillAt::Setting(
+        1,
+        Duration::from_millis(rng.range(20, 250)),
+    )]);
+    let t = run_scenarios(4, Setup::Refs, &schedules);
+    record_figures(
+        "crash::kill_9_during_ref_updates_and_space_settings_then_reapply_converges",
+        serde_json::json!({ "crash_points": t.kills, "reruns": t.reruns }),
+    );
 }
 
 #[test]
 fn a_flaky_hub_that_loses_commit_answers_converges_with_no_duplicate() {
     // Each seed on its own hub, all at once: the runs mostly wait out retry back-offs.
-    std::thread::scope(|scope| {
-        for seed in [1u64, 2, 3] {
-            scope.spawn(move || flaky_scenario(seed));
-        }
+    let runs: usize = std::thread::scope(|scope| {
+        let all: Vec<_> = [1u64, 2, 3]
+            .into_iter()
+            .map(|seed| scope.spawn(move || flaky_scenario(seed)))
+            .collect();
+        all.into_iter().map(|h| h.join().unwrap()).sum()
     });
+    // Every apply run here ran under injected faults.
+    record_figures(
+        "crash::a_flaky_hub_that_loses_commit_answers_converges_with_no_duplicate",
+        serde_json::json!({ "fault_runs": runs, "seeds": 3 }),
+    );
 }
 
-fn flaky_scenario(seed: u64) {
+/// Returns the number of apply runs it took.
+fn flaky_scenario(seed: u64) -> usize {
     let hub = TestHub::builder()
         .page_size(None)
         .admin()
@@ -373,4 +600,5 @@ fn flaky_scenario(seed: u64) {
         faults.get("commit:lost_commit_response").is_some(),
         "seed {seed}: no commit answer was lost; the test tests nothing: {faults}"
     );
+    runs
 }
