@@ -1003,21 +1003,28 @@ struct DirNode<'a> {
     dirs: BTreeMap<&'a str, DirNode<'a>>,
 }
 
-/// Writes the tree objects of a flat file map and returns the root tree oid.
-fn write_tree(conn: &Connection, files: &BTreeMap<String, FileEntry>) -> Result<String> {
-    let mut root = DirNode::default();
-    for (path, entry) in files {
-        let mut node = &mut root;
-        let mut parts = path.split('/').peekable();
-        while let Some(part) = parts.next() {
-            if parts.peek().is_none() {
-                node.files.insert(part, entry);
-            } else {
-                node = node.dirs.entry(part).or_default();
+impl<'a> DirNode<'a> {
+    /// The folder hierarchy of a flat file map.
+    fn of(files: &'a BTreeMap<String, FileEntry>) -> DirNode<'a> {
+        let mut root = DirNode::default();
+        for (path, entry) in files {
+            let mut node = &mut root;
+            let mut parts = path.split('/').peekable();
+            while let Some(part) = parts.next() {
+                if parts.peek().is_none() {
+                    node.files.insert(part, entry);
+                } else {
+                    node = node.dirs.entry(part).or_default();
+                }
             }
         }
+        root
     }
-    write_node(conn, &root)
+}
+
+/// Writes the tree objects of a flat file map and returns the root tree oid.
+fn write_tree(conn: &Connection, files: &BTreeMap<String, FileEntry>) -> Result<String> {
+    write_node(conn, &DirNode::of(files))
 }
 
 /// Marks the folders whose tree objects an operation on `path` may change: every ancestor, and
@@ -1043,18 +1050,7 @@ fn write_tree_incremental(
     old_dirs: &BTreeMap<String, String>,
     dirty: &BTreeSet<String>,
 ) -> Result<(String, BTreeMap<String, String>)> {
-    let mut root = DirNode::default();
-    for (path, entry) in files {
-        let mut node = &mut root;
-        let mut parts = path.split('/').peekable();
-        while let Some(part) = parts.next() {
-            if parts.peek().is_none() {
-                node.files.insert(part, entry);
-            } else {
-                node = node.dirs.entry(part).or_default();
-            }
-        }
-    }
+    let root = DirNode::of(files);
     let mut dirs = BTreeMap::new();
     let oid = write_node_incremental(conn, &root, "", old_dirs, dirty, &mut dirs)?;
     Ok((oid, dirs))
@@ -1082,7 +1078,6 @@ fn write_node_incremental(
         }
         return Ok(oid.clone());
     }
-    let mut items = Vec::new();
     let mut git_oids = Vec::new();
     for (name, sub) in &node.dirs {
         let sub_path = if path.is_empty() {
@@ -1094,8 +1089,26 @@ fn write_node_incremental(
         dirs.insert(sub_path, oid.clone());
         git_oids.push((*name, oid));
     }
-    let mut git_entries: Vec<GitTreeEntry<'_>> = Vec::new();
-    for (name, oid) in &git_oids {
+    store_tree_object(conn, &git_oids, &node.files)
+}
+
+fn write_node(conn: &Connection, node: &DirNode<'_>) -> Result<String> {
+    let mut sub_oids = Vec::new();
+    for (name, sub) in &node.dirs {
+        sub_oids.push((*name, write_node(conn, sub)?));
+    }
+    store_tree_object(conn, &sub_oids, &node.files)
+}
+
+/// Stores one tree object (its sub-folders' oids and its files) and returns its git oid.
+fn store_tree_object(
+    conn: &Connection,
+    sub_dirs: &[(&str, String)],
+    files: &BTreeMap<&str, &FileEntry>,
+) -> Result<String> {
+    let mut items = Vec::with_capacity(sub_dirs.len() + files.len());
+    let mut git_entries: Vec<GitTreeEntry<'_>> = Vec::with_capacity(items.capacity());
+    for (name, oid) in sub_dirs {
         git_entries.push(GitTreeEntry {
             name,
             is_dir: true,
@@ -1107,7 +1120,7 @@ fn write_node_incremental(
             file: None,
         });
     }
-    for (name, f) in &node.files {
+    for (name, f) in files {
         git_entries.push(GitTreeEntry {
             name,
             is_dir: false,
@@ -1124,47 +1137,6 @@ fn write_node_incremental(
         serde_json::to_string(&items).map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
     conn.prepare_cached("INSERT OR IGNORE INTO trees (oid, body) VALUES (?1, ?2)")?
         .execute(params![oid, body])?;
-    Ok(oid)
-}
-
-fn write_node(conn: &Connection, node: &DirNode<'_>) -> Result<String> {
-    let mut items = Vec::new();
-    let mut sub_oids = Vec::new();
-    for (name, sub) in &node.dirs {
-        sub_oids.push((*name, write_node(conn, sub)?));
-    }
-    let mut git_entries: Vec<GitTreeEntry<'_>> = Vec::new();
-    for (name, oid) in &sub_oids {
-        git_entries.push(GitTreeEntry {
-            name,
-            is_dir: true,
-            oid,
-        });
-        items.push(TreeItem {
-            name: name.to_string(),
-            dir: Some(oid.clone()),
-            file: None,
-        });
-    }
-    for (name, f) in &node.files {
-        git_entries.push(GitTreeEntry {
-            name,
-            is_dir: false,
-            oid: &f.oid,
-        });
-        items.push(TreeItem {
-            name: name.to_string(),
-            dir: None,
-            file: Some((*f).clone()),
-        });
-    }
-    let oid = api::git_tree_oid(&mut git_entries);
-    let body =
-        serde_json::to_string(&items).map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
-    conn.execute(
-        "INSERT OR IGNORE INTO trees (oid, body) VALUES (?1, ?2)",
-        params![oid, body],
-    )?;
     Ok(oid)
 }
 

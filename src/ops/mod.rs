@@ -6,7 +6,7 @@ pub mod demo;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::api::{RepoId, RepoType};
+use crate::api::RepoId;
 use crate::apply::SecretValues;
 use crate::client::HubClient;
 use crate::local::{HashCache, PathFilter, ScanOptions, ScanResult, ScanSpec};
@@ -500,9 +500,4 @@ pub fn write_plan(path: &Path, plan: &Plan) -> Result<(), Error> {
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
-}
-
-/// The repo types a plan mentions, for messages.
-pub fn describe_repo(t: RepoType, id: &str) -> String {
-    format!("{t} `{id}`")
 }
