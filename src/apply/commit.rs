@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use super::upload::{Uploaded, error_text};
+use super::upload::{Progress, Uploaded, error_text};
 use super::{ApplyError, ApplyEvent, CommitRef, RepoCtx};
 use crate::api::{
     CommitDelete, CommitFile, CommitHeader, CommitLfsFile, CommitLine, EntryType, UploadMode,
@@ -34,18 +34,10 @@ const PREBUILD_MAX_INLINE: u64 = 16 * 1024 * 1024;
 pub(crate) async fn commit_all(
     ctx: &RepoCtx<'_>,
     actions: &[&Action],
-    up: &Uploaded,
+    progress: &Progress,
     mut head: Option<String>,
-    failed: &mut Vec<(String, String)>,
 ) -> Result<Vec<CommitRef>, ApplyError> {
-    let mut remaining: Vec<Action> = actions
-        .iter()
-        .filter(|a| {
-            a.file_path()
-                .is_some_and(|p| !up.is_failed(p) && !up.ignored.contains(p))
-        })
-        .map(|a| (*a).clone())
-        .collect();
+    let mut remaining: Vec<Action> = actions.iter().map(|a| (*a).clone()).collect();
     let caps = &ctx.plan.commit;
     let planned = split_commits(&remaining, caps).len();
     let mut made = Vec::new();
@@ -54,32 +46,73 @@ pub(crate) async fn commit_all(
     let mut rung = START_RUNG;
     // The lines of the commit expected next, built while the current one is in flight.
     let mut prebuilt: Option<(Vec<String>, LinesTask)> = None;
+    let mut uploads = progress.subscribe();
     loop {
-        if remaining.is_empty() {
-            break;
-        }
-        let batch = next_batch(&remaining, &file_order(&remaining), caps, LADDER[rung]);
-        let batch_actions: Vec<Action> = batch
-            .actions
-            .iter()
-            .map(|i| remaining[*i].clone())
-            .collect();
+        // The next batch, once the upload side has settled every file in it.
+        let (batch, batch_actions, work, next) = {
+            let up = uploads.borrow_and_update();
+            if up.ended() == Some(true) {
+                // The upload side stopped on an error (reported by the caller); the commits
+                // made so far stand.
+                break;
+            }
+            remaining.retain(|a| {
+                a.file_path()
+                    .is_none_or(|p| !up.is_failed(p) && !up.ignored.contains(p))
+            });
+            if remaining.is_empty() {
+                break;
+            }
+            let batch = next_batch(&remaining, &file_order(&remaining), caps, LADDER[rung]);
+            let batch_actions: Vec<Action> = batch
+                .actions
+                .iter()
+                .map(|i| remaining[*i].clone())
+                .collect();
+            let waiting: Vec<String> = batch_actions
+                .iter()
+                .filter(|a| needs_upload(a) && a.file_path().is_some_and(|p| !up.is_settled(p)))
+                .filter_map(|a| a.file_path().map(str::to_string))
+                .collect();
+            if !waiting.is_empty() {
+                if up.ended().is_none() {
+                    drop(up);
+                    if uploads.changed().await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                // The upload side ended without a word on these files: they cannot be
+                // committed. (Not expected: every file is settled or failed by then.)
+                drop(up);
+                progress.send_modify(|u| {
+                    for p in &waiting {
+                        u.fail(p, "the upload did not finish".into());
+                    }
+                });
+                continue;
+            }
+            let work = with_modes(&batch_actions, &up);
+            let next = prebuild_candidate(&remaining, &batch.actions, caps, rung, &up);
+            (batch, batch_actions, work, next)
+        };
         let paths: Vec<&str> = batch_actions.iter().filter_map(Action::file_path).collect();
         let (lines, changed) = match prebuilt.take() {
             Some((p, task)) if p == paths => join(task).await,
-            _ => join(spawn_lines(&batch_actions, up)).await,
+            _ => join(spawn_lines(work)).await,
         };
         if !changed.is_empty() {
             // Left out of the commits, and reported: apply must not end "complete" without them.
-            for (path, why) in changed {
-                ctx.emit(ApplyEvent::UploadFailed {
-                    repo: ctx.plan.id.clone(),
-                    path: path.clone(),
-                    error: why.clone(),
-                });
-                remaining.retain(|a| a.file_path() != Some(path.as_str()));
-                failed.push((path, why));
-            }
+            progress.send_modify(|u| {
+                for (path, why) in changed {
+                    ctx.emit(ApplyEvent::UploadFailed {
+                        repo: ctx.plan.id.clone(),
+                        path: path.clone(),
+                        error: why.clone(),
+                    });
+                    u.fail(&path, why);
+                }
+            });
             continue;
         }
         let n = made.len() + 1;
@@ -95,35 +128,8 @@ pub(crate) async fn commit_all(
         };
         // Read and encode the next batch while the Hub works on this one, assuming this commit
         // succeeds quickly (the usual case); if not, the guess is dropped and rebuilt.
-        {
-            let mut in_batch = vec![false; remaining.len()];
-            for &i in &batch.actions {
-                in_batch[i] = true;
-            }
-            let rest: Vec<Action> = remaining
-                .iter()
-                .zip(&in_batch)
-                .filter(|(_, b)| !**b)
-                .map(|(a, _)| a.clone())
-                .collect();
-            let next_rung = (rung + 1).min(LADDER.len() - 1);
-            let next = next_batch(&rest, &file_order(&rest), caps, LADDER[next_rung]);
-            let next_actions: Vec<Action> = next.actions.iter().map(|i| rest[*i].clone()).collect();
-            let inline: u64 = next_actions
-                .iter()
-                .map(|a| match a {
-                    Action::FileAdd(f) | Action::FileUpdate(f) if !f.lfs => f.size,
-                    _ => 0,
-                })
-                .sum();
-            if !next_actions.is_empty() && inline <= PREBUILD_MAX_INLINE {
-                let next_paths = next_actions
-                    .iter()
-                    .filter_map(Action::file_path)
-                    .map(str::to_string)
-                    .collect();
-                prebuilt = Some((next_paths, spawn_lines(&next_actions, up)));
-            }
+        if let Some((next_paths, next_work)) = next {
+            prebuilt = Some((next_paths, spawn_lines(next_work)));
         }
         let sent = std::time::Instant::now();
         match ctx
@@ -225,6 +231,71 @@ pub(crate) async fn commit_all(
     Ok(made)
 }
 
+/// Whether a file action must wait for the upload side (adds and updates; deletes need not).
+fn needs_upload(a: &Action) -> bool {
+    matches!(a, Action::FileAdd(_) | Action::FileUpdate(_))
+}
+
+/// Each action of a batch with whether it goes as an LFS pointer (the Hub's preupload word).
+fn with_modes(batch: &[Action], up: &Uploaded) -> Vec<(Action, bool)> {
+    batch
+        .iter()
+        .map(|a| {
+            let lfs = match a {
+                Action::FileAdd(f) | Action::FileUpdate(f) => match up.modes.get(&f.path) {
+                    Some(m) => *m == UploadMode::Lfs && f.size > 0,
+                    None => f.lfs,
+                },
+                _ => false,
+            };
+            (a.clone(), lfs)
+        })
+        .collect()
+}
+
+/// The batch expected after `current` (indexes into `remaining`) if the commit in flight is
+/// quick, with its work, when all its files are settled and its inline bytes are modest.
+fn prebuild_candidate(
+    remaining: &[Action],
+    current: &[usize],
+    caps: &crate::plan::CommitSettings,
+    rung: usize,
+    up: &Uploaded,
+) -> Option<(Vec<String>, Vec<(Action, bool)>)> {
+    let mut in_batch = vec![false; remaining.len()];
+    for &i in current {
+        in_batch[i] = true;
+    }
+    let rest: Vec<Action> = remaining
+        .iter()
+        .zip(&in_batch)
+        .filter(|(_, b)| !**b)
+        .map(|(a, _)| a.clone())
+        .collect();
+    let next_rung = (rung + 1).min(LADDER.len() - 1);
+    let next = next_batch(&rest, &file_order(&rest), caps, LADDER[next_rung]);
+    let actions: Vec<Action> = next.actions.iter().map(|i| rest[*i].clone()).collect();
+    let inline: u64 = actions
+        .iter()
+        .map(|a| match a {
+            Action::FileAdd(f) | Action::FileUpdate(f) if !f.lfs => f.size,
+            _ => 0,
+        })
+        .sum();
+    let settled = actions
+        .iter()
+        .all(|a| !needs_upload(a) || a.file_path().is_some_and(|p| up.is_settled(p)));
+    if actions.is_empty() || inline > PREBUILD_MAX_INLINE || !settled {
+        return None;
+    }
+    let paths = actions
+        .iter()
+        .filter_map(Action::file_path)
+        .map(str::to_string)
+        .collect();
+    Some((paths, with_modes(&actions, up)))
+}
+
 /// Lines of a commit, and the files that changed since planning.
 type Lines = (Vec<CommitLine>, Vec<(String, String)>);
 type LinesTask = tokio::task::JoinHandle<Lines>;
@@ -237,20 +308,7 @@ async fn join(task: LinesTask) -> Lines {
 /// The NDJSON lines of a batch, reading regular files now and checking them against the plan.
 /// Yields the lines, and the files that changed since planning (which must be left out). The
 /// files are read, hashed and encoded on the blocking pool, in one task.
-fn spawn_lines(batch: &[Action], up: &Uploaded) -> LinesTask {
-    let work: Vec<(Action, bool)> = batch
-        .iter()
-        .map(|a| {
-            let lfs = match a {
-                Action::FileAdd(f) | Action::FileUpdate(f) => match up.modes.get(&f.path) {
-                    Some(m) => *m == UploadMode::Lfs && f.size > 0,
-                    None => f.lfs,
-                },
-                _ => false,
-            };
-            (a.clone(), lfs)
-        })
-        .collect();
+fn spawn_lines(work: Vec<(Action, bool)>) -> LinesTask {
     tokio::task::spawn_blocking(move || build_lines_blocking(work))
 }
 

@@ -323,25 +323,30 @@ async fn run_repo(
         head = current_head(ctx).await?;
     }
 
-    // 3. Uploads, then 4. commits.
+    // 3. Uploads and 4. commits, side by side: each commit waits only for its own files (an LFS
+    // object is always uploaded before the commit that names it), so the first commits land
+    // while later files are still going up.
     let file_actions: Vec<&Action> = rp
         .actions
         .iter()
         .filter(|a| a.file_path().is_some())
         .collect();
     if !file_actions.is_empty() {
-        let uploaded = upload::upload_all(ctx, &file_actions).await?;
-        report.bytes_uploaded = uploaded.bytes;
-        report.failed_files = uploaded.failed.clone();
-        let commits = commit::commit_all(
-            ctx,
-            &file_actions,
-            &uploaded,
-            head.clone(),
-            &mut report.failed_files,
-        )
-        .await?;
+        let progress = upload::Progress::new(upload::Uploaded::default());
+        let uploads = async {
+            // An upload error ends the commit chain (through `progress`), not this join: the
+            // commit in flight is seen through, then the error is reported.
+            Ok::<_, ApplyError>(upload::upload_all(ctx, &file_actions, &progress).await)
+        };
+        let commits = commit::commit_all(ctx, &file_actions, &progress, head.clone());
+        let joined = futures::future::try_join(uploads, commits).await;
+        let up = progress.borrow();
+        report.bytes_uploaded = up.bytes;
+        report.failed_files = up.failed.clone();
+        drop(up);
+        let (uploaded, commits) = joined?;
         report.commits = commits;
+        uploaded?;
     }
 
     // 5. Other branches, then tags (a tag on a branch lands on its head after the commits).

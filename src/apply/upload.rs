@@ -3,11 +3,11 @@
 //! file's bytes are checked against the planned SHA-256 while they stream; a file that changed
 //! since planning fails alone and is left out of the commits. Must not choose what to send.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use base64::Engine;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use super::{ApplyError, ApplyEvent, RepoCtx};
 use crate::api::{
@@ -24,21 +24,103 @@ const PREUPLOAD_CONCURRENCY: usize = 4;
 /// LFS batch requests carry at most this many objects.
 const LFS_BATCH: usize = 256;
 
-/// What the upload phase learned and did.
+/// What the upload side has learned and done so far. It is shared with the commit chain through
+/// [`Progress`], so that commits start as soon as their own files are settled instead of after
+/// every upload.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Uploaded {
     pub bytes: u64,
     /// Files that failed, with why: left out of the commits.
     pub failed: Vec<(String, String)>,
+    failed_paths: HashSet<String>,
     /// The Hub's upload mode per path.
-    pub modes: BTreeMap<String, UploadMode>,
+    pub modes: HashMap<String, UploadMode>,
     /// Paths the Hub said to ignore (its `.gitignore`).
-    pub ignored: BTreeSet<String>,
+    pub ignored: HashSet<String>,
+    /// Paths ready to commit: regular (or ignored) per the Hub, or LFS and uploaded.
+    settled: HashSet<String>,
+    /// The upload side has stopped; `Some(true)` after an error that stops the repo.
+    ended: Option<bool>,
+    /// LFS objects by SHA-256: the paths waiting for an upload in flight, or the outcome.
+    objects: HashMap<String, Object>,
+}
+
+#[derive(Clone, Debug)]
+enum Object {
+    InFlight(Vec<String>),
+    Done(Result<(), String>),
 }
 
 impl Uploaded {
     pub fn is_failed(&self, path: &str) -> bool {
-        self.failed.iter().any(|(p, _)| p == path)
+        self.failed_paths.contains(path)
+    }
+
+    /// Whether `path` can be committed now (deletes always can).
+    pub fn is_settled(&self, path: &str) -> bool {
+        self.settled.contains(path)
+    }
+
+    /// The upload side has stopped; `true` when it stopped on an error.
+    pub fn ended(&self) -> Option<bool> {
+        self.ended
+    }
+
+    pub fn fail(&mut self, path: &str, why: String) {
+        if self.failed_paths.insert(path.to_string()) {
+            self.failed.push((path.to_string(), why));
+        }
+    }
+
+    /// The transfer of `sha256` ended: settles every path waiting for it, or on an error fails
+    /// them and returns them (to be reported).
+    fn object_done(&mut self, sha256: &str, outcome: Result<(), String>) -> Vec<String> {
+        let waiting = match self.objects.remove(sha256) {
+            Some(Object::InFlight(paths)) => paths,
+            _ => Vec::new(),
+        };
+        let failed = match &outcome {
+            Ok(()) => {
+                self.settled.extend(waiting);
+                Vec::new()
+            }
+            Err(why) => {
+                for path in &waiting {
+                    self.fail(path, why.clone());
+                }
+                waiting
+            }
+        };
+        self.objects
+            .insert(sha256.to_string(), Object::Done(outcome));
+        failed
+    }
+}
+
+/// The upload side's state, watched by the commit chain: every change wakes it.
+pub(crate) type Progress = tokio::sync::watch::Sender<Uploaded>;
+
+/// [`Progress::send_modify`] that returns what `f` returns.
+trait SendModifyWith<T> {
+    fn send_modify_with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R;
+}
+
+impl<T> SendModifyWith<T> for tokio::sync::watch::Sender<T> {
+    fn send_modify_with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut out = None;
+        self.send_modify(|v| out = Some(f(v)));
+        out.expect("send_modify runs the closure")
+    }
+}
+
+/// Reports each of `paths` as failed with `why`.
+fn report_failed(ctx: &RepoCtx<'_>, paths: Vec<String>, why: &str) {
+    for path in paths {
+        ctx.emit(ApplyEvent::UploadFailed {
+            repo: ctx.plan.id.clone(),
+            path,
+            error: why.to_string(),
+        });
     }
 }
 
@@ -111,11 +193,55 @@ fn sample(path: &Path) -> String {
     base64::engine::general_purpose::STANDARD.encode(&buf)
 }
 
+/// Files checked against the plan, with the preupload entries of those still as planned.
+struct Checked {
+    live: Vec<FileChange>,
+    samples: Vec<PreuploadFile>,
+    moved: Vec<(String, String)>,
+}
+
+/// Blocking: `stat`s every file against the plan and reads the sample of those unchanged.
+fn check_and_sample(files: Vec<FileChange>) -> Checked {
+    let mut out = Checked {
+        live: Vec::with_capacity(files.len()),
+        samples: Vec::with_capacity(files.len()),
+        moved: Vec::new(),
+    };
+    for f in files {
+        match moved_since_plan(&f) {
+            Some(why) => out.moved.push((f.path.clone(), why)),
+            None => {
+                out.samples.push(PreuploadFile {
+                    sample: sample(&f.local_path),
+                    path: f.path.clone(),
+                    size: f.size,
+                });
+                out.live.push(f);
+            }
+        }
+    }
+    out
+}
+
+/// Preuploads every added or updated file, then uploads the LFS objects the Hub does not have,
+/// recording in `progress` each file as it becomes ready to commit. Runs beside the commit chain:
+/// preupload answers arrive in batches, in order, and LFS transfers (bounded) start as soon as
+/// their batch is answered. Marks `progress` ended when it returns, whatever the outcome.
 pub(crate) async fn upload_all(
     ctx: &RepoCtx<'_>,
     actions: &[&Action],
-) -> Result<Uploaded, ApplyError> {
-    let mut out = Uploaded::default();
+    progress: &Progress,
+) -> Result<(), ApplyError> {
+    let result = upload_files(ctx, actions, progress).await;
+    progress.send_modify(|u| u.ended = Some(result.is_err()));
+    result
+}
+
+async fn upload_files(
+    ctx: &RepoCtx<'_>,
+    actions: &[&Action],
+    progress: &Progress,
+) -> Result<(), ApplyError> {
     let changes: Vec<&FileChange> = actions
         .iter()
         .filter_map(|a| match a {
@@ -123,107 +249,143 @@ pub(crate) async fn upload_all(
             _ => None,
         })
         .collect();
-    if changes.is_empty() {
-        return Ok(out);
-    }
-    let repo = ctx.plan.id.clone();
-    let fail = |out: &mut Uploaded, path: &str, why: String| {
+    let fail = |u: &mut Uploaded, path: &str, why: String| {
         ctx.emit(ApplyEvent::UploadFailed {
-            repo: repo.clone(),
+            repo: ctx.plan.id.clone(),
             path: path.to_string(),
             error: why.clone(),
         });
-        out.failed.push((path.to_string(), why));
+        u.fail(path, why);
+    };
+    // LFS files, one preupload batch at a time, from the preupload loop to the transfer loop.
+    let (lfs_tx, lfs_rx) = futures::channel::mpsc::unbounded::<Vec<FileChange>>();
+
+    // Preupload: the Hub's word on regular vs LFS, and on ignored paths. Each batch checks its
+    // files against the plan and reads their samples on the blocking pool (that is 10,000
+    // `stat`s and `open`s for 10,000 files); batches go to the Hub concurrently (preupload only
+    // reads) and are taken in order.
+    let preuploads = async move {
+        let mut answered = futures::stream::iter(changes.chunks(PREUPLOAD_BATCH))
+            .map(|chunk| async move {
+                let files: Vec<FileChange> = chunk.iter().map(|f| (*f).clone()).collect();
+                let checked = tokio::task::spawn_blocking(move || check_and_sample(files))
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                let answer = if checked.live.is_empty() {
+                    None
+                } else {
+                    let req = PreuploadRequest {
+                        files: checked.samples,
+                        git_ignore: None,
+                        git_attributes: None,
+                    };
+                    Some(
+                        ctx.client
+                            .preupload(ctx.repo_type, &ctx.id, &ctx.plan.revision, &req)
+                            .await
+                            .map_err(|e| ctx.hub_err(e))?,
+                    )
+                };
+                Ok::<_, ApplyError>((checked.live, checked.moved, answer))
+            })
+            .buffered(PREUPLOAD_CONCURRENCY);
+        while let Some(batch) = answered.next().await {
+            let (live, moved, answer) = batch?;
+            let mut lfs = Vec::new();
+            progress.send_modify(|u| {
+                for (path, why) in moved {
+                    fail(u, &path, why);
+                }
+                for a in answer.map(|a| a.files).unwrap_or_default() {
+                    if a.should_ignore {
+                        u.ignored.insert(a.path.clone());
+                    }
+                    u.modes.insert(a.path, a.upload_mode);
+                }
+                for f in live {
+                    let Some(mode) = u.modes.get(&f.path) else {
+                        fail(
+                            u,
+                            &f.path,
+                            "the preupload answer did not mention this file".into(),
+                        );
+                        continue;
+                    };
+                    if *mode == UploadMode::Lfs && f.size > 0 && !u.ignored.contains(&f.path) {
+                        lfs.push(f);
+                    } else {
+                        u.settled.insert(f.path);
+                    }
+                }
+            });
+            if !lfs.is_empty() {
+                // The receiver lives as long as this loop does (they are joined).
+                let _ = lfs_tx.unbounded_send(lfs);
+            }
+        }
+        Ok::<_, ApplyError>(())
     };
 
-    // Preupload: the Hub's word on regular vs LFS, and on ignored paths.
-    let mut live = Vec::new();
-    for f in &changes {
-        if let Some(why) = moved_since_plan(f) {
-            fail(&mut out, &f.path, why);
-        } else {
-            live.push(*f);
-        }
-    }
-    // Samples are read on the blocking pool, a whole batch at a time; batches go to the Hub
-    // concurrently (preupload only reads).
-    let answers: Vec<Result<crate::api::PreuploadResponse, ApplyError>> =
-        futures::stream::iter(live.chunks(PREUPLOAD_BATCH))
-            .map(|chunk| async move {
-                let paths: Vec<(String, std::path::PathBuf, u64)> = chunk
-                    .iter()
-                    .map(|f| (f.path.clone(), f.local_path.clone(), f.size))
-                    .collect();
-                let files = tokio::task::spawn_blocking(move || {
-                    paths
-                        .into_iter()
-                        .map(|(path, local, size)| PreuploadFile {
-                            sample: sample(&local),
-                            path,
-                            size,
-                        })
-                        .collect::<Vec<_>>()
+    // LFS objects, once per distinct content: the batch API for each preupload batch's new
+    // objects, then the transfers, at most `uploads` at once across batches.
+    let transfers = lfs_rx
+        .then(|files| async move {
+            let mut leaders: BTreeMap<String, FileChange> = BTreeMap::new();
+            progress.send_modify(|u| {
+                for f in files {
+                    match u.objects.get_mut(&f.sha256) {
+                        Some(Object::InFlight(waiting)) => waiting.push(f.path.clone()),
+                        Some(Object::Done(Ok(()))) => {
+                            u.settled.insert(f.path.clone());
+                        }
+                        Some(Object::Done(Err(why))) => {
+                            let why = why.clone();
+                            fail(u, &f.path, why);
+                        }
+                        None => {
+                            u.objects
+                                .insert(f.sha256.clone(), Object::InFlight(vec![f.path.clone()]));
+                            leaders.insert(f.sha256.clone(), f);
+                        }
+                    }
+                }
+            });
+            let specs: Vec<LfsObjectSpec> = leaders
+                .values()
+                .map(|f| LfsObjectSpec {
+                    oid: f.sha256.clone(),
+                    size: f.size,
                 })
-                .await
-                .unwrap_or_default();
-                let req = PreuploadRequest {
-                    files,
-                    git_ignore: None,
-                    git_attributes: None,
-                };
-                ctx.client
-                    .preupload(ctx.repo_type, &ctx.id, &ctx.plan.revision, &req)
+                .collect();
+            let mut jobs = Vec::new();
+            for chunk in specs.chunks(LFS_BATCH) {
+                let resp = ctx
+                    .client
+                    .lfs_batch(ctx.repo_type, &ctx.id, Some(&ctx.plan.revision), chunk)
                     .await
-                    .map_err(|e| ctx.hub_err(e))
-            })
-            .buffer_unordered(PREUPLOAD_CONCURRENCY)
-            .collect()
-            .await;
-    for resp in answers {
-        for a in resp?.files {
-            if a.should_ignore {
-                out.ignored.insert(a.path.clone());
+                    .map_err(|e| ctx.hub_err(e))?;
+                for obj in resp.objects {
+                    if let Some(f) = leaders.remove(&obj.oid) {
+                        jobs.push(Ok((obj, f)));
+                    }
+                }
             }
-            out.modes.insert(a.path, a.upload_mode);
-        }
-    }
-
-    // LFS objects, once per distinct content.
-    let mut by_sha: BTreeMap<&str, Vec<&FileChange>> = BTreeMap::new();
-    for f in &live {
-        let lfs = out.modes.get(&f.path) == Some(&UploadMode::Lfs) && f.size > 0;
-        if lfs && !out.ignored.contains(&f.path) {
-            by_sha.entry(f.sha256.as_str()).or_default().push(f);
-        }
-    }
-    let specs: Vec<LfsObjectSpec> = by_sha
-        .values()
-        .map(|fs| LfsObjectSpec {
-            oid: fs[0].sha256.clone(),
-            size: fs[0].size,
+            // Objects the batch answer did not mention cannot be committed.
+            for sha in leaders.keys() {
+                let why = "the LFS batch answer did not mention this object".to_string();
+                let failed = progress.send_modify_with(|u| u.object_done(sha, Err(why.clone())));
+                report_failed(ctx, failed, &why);
+            }
+            Ok::<_, ApplyError>(futures::stream::iter(jobs))
         })
-        .collect();
-    let mut answers: Vec<LfsObjectAnswer> = Vec::new();
-    for chunk in specs.chunks(LFS_BATCH) {
-        let resp = ctx
-            .client
-            .lfs_batch(ctx.repo_type, &ctx.id, Some(&ctx.plan.revision), chunk)
-            .await
-            .map_err(|e| ctx.hub_err(e))?;
-        answers.extend(resp.objects);
-    }
-    let results: Vec<(String, Result<bool, String>)> = futures::stream::iter(answers.iter())
-        .filter_map(|obj| {
-            let file = by_sha.get(obj.oid.as_str()).map(|v| v[0]);
-            async move { file.map(|f| (obj, f)) }
-        })
-        .map(|(obj, f)| async move {
+        .try_flatten()
+        .map_ok(|(obj, f): (LfsObjectAnswer, FileChange)| async move {
             ctx.emit(ApplyEvent::UploadStarted {
                 repo: ctx.plan.id.clone(),
                 path: f.path.clone(),
                 size: f.size,
             });
-            let r = upload_one(ctx, obj, f).await;
+            let r = upload_one(ctx, &obj, &f).await;
             if let Ok(sent) = &r {
                 ctx.emit(ApplyEvent::UploadDone {
                     repo: ctx.plan.id.clone(),
@@ -232,36 +394,22 @@ pub(crate) async fn upload_all(
                     skipped: !sent,
                 });
             }
-            (obj.oid.clone(), r)
-        })
-        .buffer_unordered(ctx.opts.uploads.max(1))
-        .collect()
-        .await;
-    for (sha, r) in results {
-        let files = by_sha.get(sha.as_str()).cloned().unwrap_or_default();
-        match r {
-            Ok(true) => out.bytes += files.first().map(|f| f.size).unwrap_or(0),
-            Ok(false) => {}
-            Err(why) => {
-                for f in files {
-                    fail(&mut out, &f.path, why.clone());
+            let why = r.as_ref().err().cloned().unwrap_or_default();
+            let failed = progress.send_modify_with(|u| {
+                if r == Ok(true) {
+                    u.bytes += f.size;
                 }
-            }
-        }
-    }
-    // Objects the batch answer did not mention cannot be committed.
-    for (sha, files) in &by_sha {
-        if !answers.iter().any(|a| a.oid == *sha) {
-            for f in files {
-                fail(
-                    &mut out,
-                    &f.path,
-                    "the LFS batch answer did not mention this object".into(),
-                );
-            }
-        }
-    }
-    Ok(out)
+                u.object_done(&obj.oid, r.map(|_| ()))
+            });
+            // Every path waiting for the object fails with it.
+            report_failed(ctx, failed, &why);
+            Ok::<_, ApplyError>(())
+        })
+        .try_buffer_unordered(ctx.opts.uploads.max(1))
+        .try_for_each(|()| futures::future::ready(Ok(())));
+
+    futures::try_join!(preuploads, transfers)?;
+    Ok(())
 }
 
 /// Uploads one object; `Ok(false)` when the Hub already had it.

@@ -313,17 +313,24 @@ pub async fn scan(
     });
 
     let bytes_done = Arc::new(AtomicU64::new(0));
-    let mut hashed = futures::stream::iter(jobs)
-        .map(|job| {
+    let mut hashed = futures::stream::iter(hash_batches(jobs))
+        .map(|batch| {
             let bytes_done = bytes_done.clone();
             async move {
-                let abs = job.abs.clone();
-                let outcome =
-                    tokio::task::spawn_blocking(move || hash::hash_file(&abs, &bytes_done)).await;
-                (job, outcome)
+                let abs: Vec<PathBuf> = batch.iter().map(|j| j.abs.clone()).collect();
+                let outcome = tokio::task::spawn_blocking(move || {
+                    abs.iter()
+                        .map(|p| hash::hash_file(p, &bytes_done))
+                        .collect::<Vec<_>>()
+                })
+                .await;
+                // A panic while hashing is a bug: let it surface as one.
+                let results = outcome.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                futures::stream::iter(batch.into_iter().zip(results))
             }
         })
-        .buffer_unordered(options.concurrency.max(1));
+        .buffer_unordered(options.concurrency.max(1))
+        .flatten();
     let mut tick = tokio::time::interval(options.progress_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut files_done = 0u64;
@@ -338,11 +345,7 @@ pub async fn scan(
             next = hashed.next() => {
                 let Some((job, outcome)) = next else { break };
                 files_done += 1;
-                let outcome = outcome.map_err(|source| LocalError::Task {
-                    path: job.abs.clone(),
-                    source,
-                });
-                match outcome.and_then(|r| r) {
+                match outcome {
                     Ok(h) => {
                         result.stats.files_hashed += 1;
                         result.stats.bytes_hashed += h.stat.size;
@@ -378,6 +381,28 @@ pub async fn scan(
         result.stats.bytes += tree.files.values().map(|f| f.size).sum::<u64>();
     }
     Ok(result)
+}
+
+/// Groups the files to hash into batches, each hashed by one blocking task: a thread hop per
+/// 2 KB file would cost more than reading it. Batches stay small enough, in files and in bytes,
+/// to keep every core busy and the progress moving; a large file is a batch of its own.
+fn hash_batches(jobs: Vec<Job>) -> Vec<Vec<Job>> {
+    const MAX_FILES: usize = 64;
+    const MAX_BYTES: u64 = 4 << 20;
+    let mut batches: Vec<Vec<Job>> = Vec::new();
+    let mut bytes = 0u64;
+    for job in jobs {
+        let full = batches
+            .last()
+            .is_none_or(|b| b.len() >= MAX_FILES || bytes + job.size > MAX_BYTES);
+        if full {
+            batches.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += job.size;
+        batches.last_mut().expect("pushed").push(job);
+    }
+    batches
 }
 
 /// One file to hash, and where its result goes.
