@@ -1,9 +1,10 @@
 //! In-order hashing of multipart LFS uploads while their parts arrive. The parts of one object are
 //! written into one file, in any order and in parallel; SHA-256 is sequential, so a background
-//! task hashes the file part by part as soon as the next part in order is on disk. Completing the
-//! upload then only waits for the last few parts to be hashed, instead of reading the whole object
-//! again. Knows nothing of HTTP; when in doubt (a part sent twice, a read error, a restart) it
-//! says so and the caller hashes the whole file.
+//! task hashes the file in order, following the bytes written so far: within the next part as
+//! it is written, then on into the parts already complete. Completing the upload then only waits
+//! for the last few bytes to be hashed, instead of reading the whole object again. Knows nothing
+//! of HTTP; when in doubt (a part sent twice, a read error, a restart) it says so and the caller
+//! hashes the whole file.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
@@ -18,9 +19,15 @@ use sha2::{Digest, Sha256};
 #[derive(Default)]
 struct State {
     hasher: Sha256,
-    /// The next part number to hash (parts are numbered from 1).
+    /// The next part number to hash (parts are numbered from 1) ...
     next: u64,
+    /// ... and how many of its bytes are hashed already.
+    next_hashed: u64,
+    /// Parts whose writing began, and parts fully written.
+    started: BTreeSet<u64>,
     received: BTreeSet<u64>,
+    /// Bytes written so far (contiguous from its start) of each part being written.
+    written: HashMap<u64, u64>,
     /// A background task is hashing.
     running: bool,
     /// The running hash cannot be trusted (a part was written twice, or a read failed).
@@ -31,6 +38,8 @@ struct State {
 #[derive(Default)]
 pub struct Registry {
     uploads: Mutex<HashMap<PathBuf, Arc<Mutex<State>>>>,
+    /// One lock per upload's data file, held while writing to it.
+    writers: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -50,21 +59,50 @@ impl Registry {
             .clone()
     }
 
-    /// Part `n` (of `chunk` bytes, the last one shorter) is on disk in `data`: hash what is now
-    /// contiguous, in the background. Call only after the part is fully written.
+    /// The lock its parts hold while writing into `data`.
+    pub fn writer(&self, data: &Path) -> Arc<Mutex<()>> {
+        lock(&self.writers)
+            .entry(data.to_path_buf())
+            .or_default()
+            .clone()
+    }
+
+    /// Part `n` of `data` is about to be written. Written a second time, the hash may have read
+    /// either version, so it is given up (the completion hashes the file).
+    pub fn part_started(&self, data: &Path, n: u64) {
+        let state = self.state(data);
+        let mut s = lock(&state);
+        if !s.started.insert(n) {
+            s.invalid = true;
+        }
+    }
+
+    /// The first `bytes` of part `n` (of `chunk` bytes, the last one shorter) are written in
+    /// `data`: hash what is now contiguous, in the background.
+    pub fn part_written(&self, data: &Path, n: u64, bytes: u64, chunk: u64) {
+        let state = self.state(data);
+        let start = {
+            let mut s = lock(&state);
+            s.written.insert(n, bytes);
+            s.next == n && s.start()
+        };
+        if start {
+            let data = data.to_path_buf();
+            tokio::task::spawn_blocking(move || hash_ready(&state, &data, chunk));
+        }
+    }
+
+    /// Part `n` is fully on disk in `data`. Call only after the part is fully written.
     pub fn part_received(&self, data: &Path, n: u64, chunk: u64) {
         let state = self.state(data);
         let start = {
             let mut s = lock(&state);
+            s.written.remove(&n);
             if !s.received.insert(n) {
                 // Written again: the hash may have read either version.
                 s.invalid = true;
             }
-            let start = !s.running && !s.invalid && s.received.contains(&s.next);
-            if start {
-                s.running = true;
-            }
-            start
+            s.received.contains(&s.next) && s.start()
         };
         if start {
             let data = data.to_path_buf();
@@ -75,6 +113,7 @@ impl Registry {
     /// The SHA-256 of the whole object once all `parts` are received, or `None` when the running
     /// hash cannot be used (the caller then hashes the file). Forgets the upload. Blocking.
     pub fn finish(&self, data: &Path, chunk: u64, parts: u64) -> Option<String> {
+        lock(&self.writers).remove(data);
         let state = lock(&self.uploads).remove(data)?;
         // Let a running task end (it stops at the last part), then hash what is left here.
         loop {
@@ -97,39 +136,69 @@ impl Registry {
     }
 }
 
-/// Hashes parts `next, next + 1, …` while they are received, then clears `running`.
+impl State {
+    /// Claims the hashing task when none runs and the hash is still trusted.
+    fn start(&mut self) -> bool {
+        let start = !self.running && !self.invalid;
+        if start {
+            self.running = true;
+        }
+        start
+    }
+}
+
+/// Hashes `data` in order as far as it is written, then clears `running`.
 fn hash_ready(state: &Mutex<State>, data: &Path, chunk: u64) {
     let file = std::fs::File::open(data);
     loop {
-        let (n, mut hasher) = {
+        let (n, from, until, complete, mut hasher) = {
             let mut s = lock(state);
-            if s.invalid || !s.received.contains(&s.next) {
+            let n = s.next;
+            let complete = s.received.contains(&n);
+            let until = if complete {
+                chunk
+            } else {
+                s.written.get(&n).copied().unwrap_or(0)
+            };
+            if s.invalid || (!complete && until <= s.next_hashed) {
                 s.running = false;
                 return;
             }
-            (s.next, std::mem::take(&mut s.hasher))
+            (
+                n,
+                s.next_hashed,
+                until,
+                complete,
+                std::mem::take(&mut s.hasher),
+            )
         };
-        let ok = match &file {
-            Ok(f) => hash_range(f, (n - 1) * chunk, chunk, &mut hasher).is_ok(),
-            Err(_) => false,
+        let read = match &file {
+            Ok(f) => hash_range(f, (n - 1) * chunk + from, until - from, &mut hasher),
+            Err(_) => Err(std::io::Error::other("cannot open the upload")),
         };
         let mut s = lock(state);
         s.hasher = hasher;
-        if ok {
-            s.next = n + 1;
-        } else {
-            s.invalid = true;
+        match read {
+            // A complete part may end early: it is the last, shorter one.
+            Ok(got) if complete => {
+                s.next = n + 1;
+                s.next_hashed = 0;
+                let _ = got;
+            }
+            Ok(got) if got == until - from => s.next_hashed = until,
+            _ => s.invalid = true,
         }
     }
 }
 
-/// Feeds up to `len` bytes of `f` from `offset` to `hasher` (less at the end of the file).
+/// Feeds up to `len` bytes of `f` from `offset` to `hasher` (less at the end of the file), and
+/// says how many it fed.
 fn hash_range(
     f: &std::fs::File,
     offset: u64,
     len: u64,
     hasher: &mut Sha256,
-) -> std::io::Result<()> {
+) -> std::io::Result<u64> {
     let mut buf = vec![0u8; 1 << 20];
     let mut done = 0u64;
     while done < len {
@@ -141,7 +210,7 @@ fn hash_range(
         hasher.update(&buf[..n]);
         done += n as u64;
     }
-    Ok(())
+    Ok(done)
 }
 
 /// The SHA-256 and length of a whole file.
@@ -185,6 +254,15 @@ mod tests {
         for n in [3u64, 1, 5, 2, 4] {
             let start = ((n - 1) * chunk) as usize;
             let end = (start + chunk as usize).min(object.len());
+            reg.part_started(&data, n);
+            // Part 1 arrives in pieces, hashed as they are written.
+            if n == 1 {
+                write_part(&data, 1, chunk, &object[..300]);
+                reg.part_written(&data, 1, 300, chunk);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                write_part(&data, 1, chunk, &object[..700]);
+                reg.part_written(&data, 1, 700, chunk);
+            }
             write_part(&data, n, chunk, &object[start..end]);
             reg.part_received(&data, n, chunk);
         }
@@ -214,6 +292,22 @@ mod tests {
         let r = reg.clone();
         assert_eq!(
             tokio::task::spawn_blocking(move || r.finish(&d, 10, 2))
+                .await
+                .unwrap(),
+            None
+        );
+        // A part started again after some of it was hashed: its bytes may differ now.
+        let data2 = dir.path().join("data2");
+        write_part(&data2, 1, 10, b"01234");
+        reg.part_started(&data2, 1);
+        reg.part_written(&data2, 1, 5, 10);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        reg.part_started(&data2, 1);
+        write_part(&data2, 1, 10, b"0123456789");
+        reg.part_received(&data2, 1, 10);
+        let r = reg.clone();
+        assert_eq!(
+            tokio::task::spawn_blocking(move || r.finish(&data2, 10, 1))
                 .await
                 .unwrap(),
             None

@@ -4,6 +4,7 @@
 //! Every error carries `X-Error-Code` (where one applies), `X-Error-Message` and `{"error"}`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -1693,72 +1694,116 @@ const PARTS_DATA: &str = "data";
 /// Received bytes are flushed to disk every this many bytes, so that the disk writes while the
 /// network sends (instead of one long fsync when the object is complete).
 const WRITEBACK_BYTES: u64 = 32 * 1024 * 1024;
+/// A multipart part's received chunks are written to disk in batches of this many bytes.
+const WRITE_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The ETag of a multipart part: names the part, its length and its object.
 fn part_etag(oid: &str, n: u64, len: u64) -> String {
     hex::encode(Sha256::digest(format!("{oid}:{n}:{len}").as_bytes()))[..32].to_string()
 }
 
-/// Writes a multipart part into `data` (in the upload's parts folder, shared by its parts) at
-/// `offset`; part `n` must be exactly `expected` bytes. The part is on disk when this returns. The
+/// Writes multipart part `n` into `data` (in the upload's parts folder, shared by its parts) at
+/// its place (parts are `part_size` bytes); it must be exactly `expected` bytes, and `parts` hashes
+/// it as it is written. The part is on disk when this returns. The
 /// folder and file are created with the first byte, and a part refused or cut off leaves
 /// nothing behind when it was the first.
 async fn receive_at(
     body: Body,
     data: &std::path::Path,
     n: u64,
-    offset: u64,
+    part_size: u64,
     expected: u64,
+    parts: &crate::hub::parts::Registry,
 ) -> Result<(), HubErr> {
-    use tokio::io::AsyncSeekExt;
+    let offset = part_size * (n - 1);
+    let writer = parts.writer(data);
+    parts.part_started(data, n);
     let io = |e: std::io::Error| HubErr::from(StoreError::Io(e));
-    let mut file: Option<tokio::fs::File> = None;
+    let mut file: Option<Arc<std::fs::File>> = None;
     let mut created = false;
-    let (mut total, mut unsynced) = (0u64, 0u64);
+    let (mut total, mut written, mut unsynced) = (0u64, 0u64, 0u64);
+    // Received chunks not yet written: written together, in one blocking call.
+    let mut pending: Vec<bytes::Bytes> = Vec::new();
     let mut stream = body.into_data_stream();
     let received = async {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| HubErr::bad(format!("upload interrupted: {e}")))?;
-            total += chunk.len() as u64;
-            if total > expected {
-                return Err(HubErr::bad(format!(
-                    "part {n} must be {expected} bytes; it is longer"
-                )));
+        loop {
+            let chunk = match stream.next().await {
+                Some(chunk) => {
+                    Some(chunk.map_err(|e| HubErr::bad(format!("upload interrupted: {e}")))?)
+                }
+                None => None,
+            };
+            let last = chunk.is_none();
+            if let Some(chunk) = chunk {
+                total += chunk.len() as u64;
+                if total > expected {
+                    return Err(HubErr::bad(format!(
+                        "part {n} must be {expected} bytes; it is longer"
+                    )));
+                }
+                pending.push(chunk);
             }
-            let f = match &mut file {
-                Some(f) => f,
+            let batch = total - written;
+            if batch == 0 || (batch < WRITE_BATCH_BYTES && !last) {
+                if last {
+                    break;
+                }
+                continue;
+            }
+            let f = match &file {
+                Some(f) => f.clone(),
                 None => {
                     if let Some(dir) = data.parent() {
                         tokio::fs::create_dir_all(dir).await.map_err(io)?;
                     }
                     created = !tokio::fs::try_exists(data).await.unwrap_or(false);
-                    let mut f = tokio::fs::OpenOptions::new()
+                    let f = tokio::fs::OpenOptions::new()
                         .create(true)
                         .write(true)
                         .truncate(false)
                         .open(data)
                         .await
-                        .map_err(io)?;
-                    f.seek(std::io::SeekFrom::Start(offset)).await.map_err(io)?;
-                    file.insert(f)
+                        .map_err(io)?
+                        .into_std()
+                        .await;
+                    file.insert(Arc::new(f)).clone()
                 }
             };
-            f.write_all(&chunk).await.map_err(io)?;
-            unsynced += chunk.len() as u64;
-            if unsynced >= WRITEBACK_BYTES {
-                f.flush().await.map_err(io)?;
-                f.sync_data().await.map_err(io)?;
+            unsynced += batch;
+            let sync = last || unsynced >= WRITEBACK_BYTES;
+            if sync {
                 unsynced = 0;
+            }
+            let chunks = std::mem::take(&mut pending);
+            let at = offset + written;
+            let writer = writer.clone();
+            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                use std::os::unix::fs::FileExt;
+                // One writer at a time per upload: parallel writers to one file only spin on
+                // its inode lock, burning the CPU the hashing needs.
+                {
+                    let _one = writer.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut at = at;
+                    for c in &chunks {
+                        f.write_all_at(c, at)?;
+                        at += c.len() as u64;
+                    }
+                }
+                if sync { f.sync_data() } else { Ok(()) }
+            })
+            .await
+            .map_err(|e| HubErr::from(StoreError::Io(std::io::Error::other(e))))?
+            .map_err(io)?;
+            written = total;
+            parts.part_written(data, n, written, part_size);
+            if last {
+                break;
             }
         }
         if total != expected {
             return Err(HubErr::bad(format!(
                 "part {n} must be {expected} bytes, got {total}"
             )));
-        }
-        if let Some(f) = &mut file {
-            f.flush().await.map_err(io)?;
-            f.sync_data().await.map_err(io)?;
         }
         Ok(())
     }
@@ -1865,7 +1910,7 @@ async fn lfs_upload(ctx: &mut Ctx, segs: &[&str]) -> HResult {
             // Every part goes straight to its place in one file, so completing the upload needs
             // no copy; the part is on disk before it is acknowledged.
             let data = dir.join(PARTS_DATA);
-            receive_at(body, &data, n, chunk * (n - 1), expected).await?;
+            receive_at(body, &data, n, chunk, expected, &ctx.st.parts).await?;
             let tag = part_etag(oid, n, expected);
             tokio::fs::write(dir.join(format!("{n}-{tag}")), b"")
                 .await
