@@ -236,8 +236,11 @@ fn needs_upload(a: &Action) -> bool {
     matches!(a, Action::FileAdd(_) | Action::FileUpdate(_))
 }
 
+/// A batch's actions, each with whether it goes as an LFS pointer.
+type Work = Vec<(Action, bool)>;
+
 /// Each action of a batch with whether it goes as an LFS pointer (the Hub's preupload word).
-fn with_modes(batch: &[Action], up: &Uploaded) -> Vec<(Action, bool)> {
+fn with_modes(batch: &[Action], up: &Uploaded) -> Work {
     batch
         .iter()
         .map(|a| {
@@ -261,7 +264,7 @@ fn prebuild_candidate(
     caps: &crate::plan::CommitSettings,
     rung: usize,
     up: &Uploaded,
-) -> Option<(Vec<String>, Vec<(Action, bool)>)> {
+) -> Option<(Vec<String>, Work)> {
     let mut in_batch = vec![false; remaining.len()];
     for &i in current {
         in_batch[i] = true;
@@ -308,11 +311,11 @@ async fn join(task: LinesTask) -> Lines {
 /// The NDJSON lines of a batch, reading regular files now and checking them against the plan.
 /// Yields the lines, and the files that changed since planning (which must be left out). The
 /// files are read, hashed and encoded on the blocking pool, in one task.
-fn spawn_lines(work: Vec<(Action, bool)>) -> LinesTask {
+fn spawn_lines(work: Work) -> LinesTask {
     tokio::task::spawn_blocking(move || build_lines_blocking(work))
 }
 
-fn build_lines_blocking(work: Vec<(Action, bool)>) -> (Vec<CommitLine>, Vec<(String, String)>) {
+fn build_lines_blocking(work: Work) -> (Vec<CommitLine>, Vec<(String, String)>) {
     let mut lines = Vec::with_capacity(work.len());
     let mut changed = Vec::new();
     for (a, lfs) in work {
