@@ -4,6 +4,9 @@
 //! re-read and what is left is recomputed from the remote tree: changes already there are
 //! dropped (so nothing is committed twice), changes still to do are sent again on the new head,
 //! and paths someone else changed in the meantime stop apply with a conflict.
+//!
+//! The chain runs beside the uploads: each batch is sent once the upload side
+//! ([`Progress`]) has settled every file in it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

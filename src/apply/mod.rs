@@ -1,5 +1,6 @@
 //! Apply: execute a [`Plan`] exactly. Per repo, in order: create the repo → settings → the
-//! target branch → LFS uploads → head-chained commits → branches → tags → Space settings.
+//! target branch → uploads and head-chained commits (side by side: a commit waits only for its
+//! own files) → branches → tags → Space settings.
 //! Independent repos run concurrently (bounded). Emits [`ApplyEvent`]s; never prints and never
 //! re-plans on its own, except to work out what is left after an ambiguous commit failure.
 //!

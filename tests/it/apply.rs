@@ -113,6 +113,67 @@ fn batching_1050_files_make_11_commits_each_parented_on_the_previous() {
 }
 
 #[test]
+fn commits_start_while_later_files_are_still_uploading() {
+    // Each LFS upload takes 1.5 s: the regular files' commits must not wait for it, and the
+    // commit that names the object must.
+    let hub = TestHub::builder()
+        .page_size(None)
+        .admin()
+        .arg("--faults")
+        .arg("lfs_upload:delay=1500ms")
+        .start();
+    let ws = Workspace::new(&hub);
+    for i in 0..250 {
+        ws.write(
+            &format!("data/a/file-{i:03}.txt"),
+            format!("{i}\n").as_bytes(),
+        );
+    }
+    let weights = pseudo_random(100_000, 3);
+    ws.write("data/z/weights.bin", &weights);
+    ws.manifest(
+        "version: 1\n\
+         defaults:\n  commit: { message: \"Add\", max_files: 100 }\n\
+         repos:\n  - id: alice/pipelined\n    files: [{ local: ./data }]\n",
+    );
+    let run = ws.run(&["apply", "-y", "--format", "json"]);
+    run.assert_code(0);
+    let lines = events(&run);
+    let at = |pred: &dyn Fn(&serde_json::Value) -> bool| {
+        lines
+            .iter()
+            .position(pred)
+            .unwrap_or_else(|| panic!("no such event in {}", run.stdout()))
+    };
+    let uploaded = at(&|l| l["type"] == "upload_done" && l["path"] == "z/weights.bin");
+    let first_commit = at(&|l| l["type"] == "commit_created");
+    assert!(
+        first_commit < uploaded,
+        "the first commit waits for nothing it does not need: {}",
+        run.stdout()
+    );
+    let made = of_type(&lines, "commit_created");
+    assert_eq!(
+        made.iter()
+            .map(|c| c["files"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![100, 100, 51]
+    );
+    let last_commit = lines
+        .iter()
+        .rposition(|l| l["type"] == "commit_created")
+        .unwrap();
+    assert!(uploaded < last_commit, "the object is up before its commit");
+    assert_eq!(
+        hub.download(RepoType::Model, "alice/pipelined", "main", "z/weights.bin"),
+        weights
+    );
+    let history = hub.commits(RepoType::Model, "alice/pipelined", "main");
+    assert_eq!(history.len(), 4, "the initial commit and 3: {history:#?}");
+    ws.run(&["plan", "--detailed-exitcode"]).assert_code(0);
+}
+
+#[test]
 fn a_file_over_the_chunk_size_goes_up_in_parts_and_reads_back_exactly() {
     let hub = TestHub::builder()
         .page_size(None)
