@@ -50,7 +50,7 @@ pub(crate) async fn commit_all(
     // The lines of the commit expected next, built while the current one is in flight.
     let mut prebuilt: Option<(Vec<String>, LinesTask)> = None;
     let mut uploads = progress.subscribe();
-    loop {
+    'chain: loop {
         // The next batch, once the upload side has settled every file in it.
         let (batch, batch_actions, work, next) = {
             let up = uploads.borrow_and_update();
@@ -80,8 +80,20 @@ pub(crate) async fn commit_all(
             if !waiting.is_empty() {
                 if up.ended().is_none() {
                     drop(up);
-                    if uploads.changed().await.is_err() {
-                        break;
+                    // Wake for each change, but look only at this batch's files (a change is
+                    // one settled file; recomputing the batch each time would be quadratic).
+                    loop {
+                        if uploads.changed().await.is_err() {
+                            // The upload side is gone (it cannot be, while we run).
+                            break 'chain;
+                        }
+                        let up = uploads.borrow_and_update();
+                        let decided = |p: &String| {
+                            up.is_settled(p) || up.is_failed(p) || up.ignored.contains(p)
+                        };
+                        if up.ended().is_some() || waiting.iter().all(decided) {
+                            break;
+                        }
                     }
                     continue;
                 }
