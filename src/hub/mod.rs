@@ -75,7 +75,13 @@ pub struct HubState {
     pub(crate) faults: Arc<faults::Faults>,
     /// Multipart uploads in flight, hashed as their parts arrive.
     pub(crate) parts: Arc<parts::Registry>,
+    /// The last `.gitattributes` text preupload compiled, with its LFS matcher: a repo's
+    /// preupload calls come in runs (40 for 10,000 files) with the same attributes.
+    lfs_matcher: Arc<std::sync::Mutex<Option<CompiledAttributes>>>,
 }
+
+/// A `.gitattributes` text and its compiled LFS matcher.
+type CompiledAttributes = (String, Arc<globset::GlobSet>);
 
 impl HubState {
     pub fn open(config: HubConfig) -> Result<HubState, ServeError> {
@@ -92,9 +98,23 @@ impl HubState {
             store,
             faults: Arc::new(faults::Faults::new(config.faults.clone())),
             parts: Arc::new(parts::Registry::default()),
+            lfs_matcher: Arc::default(),
             config: Arc::new(config),
             secret: Arc::new(secret),
         })
+    }
+
+    /// The LFS matcher of a `.gitattributes` text, compiled once for a run of calls.
+    pub(crate) fn lfs_matcher(&self, attrs: &str) -> Arc<globset::GlobSet> {
+        let mut last = self.lfs_matcher.lock().unwrap_or_else(|e| e.into_inner());
+        match &*last {
+            Some((text, m)) if text == attrs => m.clone(),
+            _ => {
+                let m = Arc::new(crate::api::lfs_matcher(attrs));
+                *last = Some((attrs.to_string(), m.clone()));
+                m
+            }
+        }
     }
 
     pub fn store(&self) -> &Store {

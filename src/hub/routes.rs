@@ -1143,7 +1143,7 @@ async fn preupload(ctx: &mut Ctx, t: RepoType, ns: &str, name: &str, rev: &str) 
             attrs.push('\n');
             attrs.push_str(extra);
         }
-        let lfs = api::lfs_matcher(&attrs);
+        let lfs = st.lfs_matcher(&attrs);
         let ignore = match (&req.git_ignore, tree.files.get(".gitignore")) {
             (Some(text), _) => ignore_patterns(text),
             (None, Some(f)) if f.lfs.is_none() => {
