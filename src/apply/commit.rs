@@ -74,7 +74,7 @@ pub(crate) async fn commit_all(
                 .collect();
             let waiting: Vec<String> = batch_actions
                 .iter()
-                .filter(|a| needs_upload(a) && a.file_path().is_some_and(|p| !up.is_settled(p)))
+                .filter(|a| !ready(a, &up))
                 .filter_map(|a| a.file_path().map(str::to_string))
                 .collect();
             if !waiting.is_empty() {
@@ -102,7 +102,7 @@ pub(crate) async fn commit_all(
                 drop(up);
                 progress.send_modify(|u| {
                     for p in &waiting {
-                        u.fail(p, "the upload did not finish".into());
+                        u.fail(ctx, p, "the upload did not finish".into());
                     }
                 });
                 continue;
@@ -120,12 +120,7 @@ pub(crate) async fn commit_all(
             // Left out of the commits, and reported: apply must not end "complete" without them.
             progress.send_modify(|u| {
                 for (path, why) in changed {
-                    ctx.emit(ApplyEvent::UploadFailed {
-                        repo: ctx.plan.id.clone(),
-                        path: path.clone(),
-                        error: why.clone(),
-                    });
-                    u.fail(&path, why);
+                    u.fail(ctx, &path, why);
                 }
             });
             continue;
@@ -246,9 +241,13 @@ pub(crate) async fn commit_all(
     Ok(made)
 }
 
-/// Whether a file action must wait for the upload side (adds and updates; deletes need not).
-fn needs_upload(a: &Action) -> bool {
-    matches!(a, Action::FileAdd(_) | Action::FileUpdate(_))
+/// Whether a file action can be committed now: deletes always, adds and updates once the upload
+/// side has settled their file.
+fn ready(a: &Action, up: &Uploaded) -> bool {
+    match a {
+        Action::FileAdd(f) | Action::FileUpdate(f) => up.is_settled(&f.path),
+        _ => true,
+    }
 }
 
 /// A batch's actions, each with whether it goes as an LFS pointer.
@@ -300,10 +299,7 @@ fn prebuild_candidate(
             _ => 0,
         })
         .sum();
-    let settled = actions
-        .iter()
-        .all(|a| !needs_upload(a) || a.file_path().is_some_and(|p| up.is_settled(p)));
-    if actions.is_empty() || inline > PREBUILD_MAX_INLINE || !settled {
+    if actions.is_empty() || inline > PREBUILD_MAX_INLINE || !actions.iter().all(|a| ready(a, up)) {
         return None;
     }
     let paths = actions

@@ -56,7 +56,7 @@ impl Uploaded {
         self.failed_paths.contains(path)
     }
 
-    /// Whether `path` can be committed now (deletes always can).
+    /// Whether the added or updated file at `path` is ready to commit.
     pub fn is_settled(&self, path: &str) -> bool {
         self.settled.contains(path)
     }
@@ -66,63 +66,40 @@ impl Uploaded {
         self.ended
     }
 
-    pub fn fail(&mut self, path: &str, why: String) {
+    /// Records that `path` failed (once) and tells about it: it is left out of the commits.
+    pub fn fail(&mut self, ctx: &RepoCtx<'_>, path: &str, why: String) {
         if self.failed_paths.insert(path.to_string()) {
+            ctx.emit(ApplyEvent::UploadFailed {
+                repo: ctx.plan.id.clone(),
+                path: path.to_string(),
+                error: why.clone(),
+            });
             self.failed.push((path.to_string(), why));
         }
     }
 
-    /// The transfer of `sha256` ended: settles every path waiting for it, or on an error fails
-    /// them and returns them (to be reported).
-    fn object_done(&mut self, sha256: &str, outcome: Result<(), String>) -> Vec<String> {
+    /// The transfer of `sha256` ended: settles every path waiting for it, or fails them all
+    /// with the object's error.
+    fn object_done(&mut self, ctx: &RepoCtx<'_>, sha256: &str, outcome: Result<(), String>) {
         let waiting = match self.objects.remove(sha256) {
             Some(Object::InFlight(paths)) => paths,
             _ => Vec::new(),
         };
-        let failed = match &outcome {
-            Ok(()) => {
-                self.settled.extend(waiting);
-                Vec::new()
-            }
+        match &outcome {
+            Ok(()) => self.settled.extend(waiting),
             Err(why) => {
                 for path in &waiting {
-                    self.fail(path, why.clone());
+                    self.fail(ctx, path, why.clone());
                 }
-                waiting
             }
-        };
+        }
         self.objects
             .insert(sha256.to_string(), Object::Done(outcome));
-        failed
     }
 }
 
 /// The upload side's state, watched by the commit chain: every change wakes it.
 pub(crate) type Progress = tokio::sync::watch::Sender<Uploaded>;
-
-/// [`Progress::send_modify`] that returns what `f` returns.
-trait SendModifyWith<T> {
-    fn send_modify_with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R;
-}
-
-impl<T> SendModifyWith<T> for tokio::sync::watch::Sender<T> {
-    fn send_modify_with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        let mut out = None;
-        self.send_modify(|v| out = Some(f(v)));
-        out.expect("send_modify runs the closure")
-    }
-}
-
-/// Reports each of `paths` as failed with `why`.
-fn report_failed(ctx: &RepoCtx<'_>, paths: Vec<String>, why: &str) {
-    for path in paths {
-        ctx.emit(ApplyEvent::UploadFailed {
-            repo: ctx.plan.id.clone(),
-            path,
-            error: why.to_string(),
-        });
-    }
-}
 
 /// Size and mtime of a file now, to compare with the plan; the mtime is read the way the local
 /// scan reads it, so an untouched file always matches. Like the scan, this does not follow a
@@ -249,14 +226,6 @@ async fn upload_files(
             _ => None,
         })
         .collect();
-    let fail = |u: &mut Uploaded, path: &str, why: String| {
-        ctx.emit(ApplyEvent::UploadFailed {
-            repo: ctx.plan.id.clone(),
-            path: path.to_string(),
-            error: why.clone(),
-        });
-        u.fail(path, why);
-    };
     // LFS files, one preupload batch at a time, from the preupload loop to the transfer loop.
     let (lfs_tx, lfs_rx) = futures::channel::mpsc::unbounded::<Vec<FileChange>>();
 
@@ -294,7 +263,7 @@ async fn upload_files(
             let mut lfs = Vec::new();
             progress.send_modify(|u| {
                 for (path, why) in moved {
-                    fail(u, &path, why);
+                    u.fail(ctx, &path, why);
                 }
                 for a in answer.map(|a| a.files).unwrap_or_default() {
                     if a.should_ignore {
@@ -304,8 +273,8 @@ async fn upload_files(
                 }
                 for f in live {
                     let Some(mode) = u.modes.get(&f.path) else {
-                        fail(
-                            u,
+                        u.fail(
+                            ctx,
                             &f.path,
                             "the preupload answer did not mention this file".into(),
                         );
@@ -340,7 +309,7 @@ async fn upload_files(
                         }
                         Some(Object::Done(Err(why))) => {
                             let why = why.clone();
-                            fail(u, &f.path, why);
+                            u.fail(ctx, &f.path, why);
                         }
                         None => {
                             u.objects
@@ -371,11 +340,12 @@ async fn upload_files(
                 }
             }
             // Objects the batch answer did not mention cannot be committed.
-            for sha in leaders.keys() {
-                let why = "the LFS batch answer did not mention this object".to_string();
-                let failed = progress.send_modify_with(|u| u.object_done(sha, Err(why.clone())));
-                report_failed(ctx, failed, &why);
-            }
+            progress.send_modify(|u| {
+                for sha in leaders.keys() {
+                    let why = "the LFS batch answer did not mention this object".to_string();
+                    u.object_done(ctx, sha, Err(why));
+                }
+            });
             Ok::<_, ApplyError>(futures::stream::iter(jobs))
         })
         .try_flatten()
@@ -394,15 +364,13 @@ async fn upload_files(
                     skipped: !sent,
                 });
             }
-            let why = r.as_ref().err().cloned().unwrap_or_default();
-            let failed = progress.send_modify_with(|u| {
+            progress.send_modify(|u| {
                 if r == Ok(true) {
                     u.bytes += f.size;
                 }
-                u.object_done(&obj.oid, r.map(|_| ()))
+                // Every path waiting for the object settles or fails with it.
+                u.object_done(ctx, &obj.oid, r.map(|_| ()));
             });
-            // Every path waiting for the object fails with it.
-            report_failed(ctx, failed, &why);
             Ok::<_, ApplyError>(())
         })
         .try_buffer_unordered(ctx.opts.uploads.max(1))
