@@ -15,7 +15,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::HubState;
 use super::auth::{self, Caller};
@@ -1702,11 +1702,99 @@ fn part_etag(oid: &str, n: u64, len: u64) -> String {
     hex::encode(Sha256::digest(format!("{oid}:{n}:{len}").as_bytes()))[..32].to_string()
 }
 
+/// Writes a received body into a file on the blocking pool: chunks are written at their offset
+/// in batches of [`WRITE_BATCH_BYTES`], the disk is asked to start writing every
+/// [`WRITEBACK_BYTES`] (so it works while the network sends, instead of in one long `fsync` at the
+/// end), and [`BodyWriter::finish`] can wait until all of it is on disk. Several writers of one
+/// file (the parts of an upload) share a lock: parallel writers to one file only spin on its
+/// inode lock, burning the CPU the hashing needs. A hasher, if given, sees the bytes in order.
+struct BodyWriter {
+    file: Arc<std::fs::File>,
+    lock: Arc<std::sync::Mutex<()>>,
+    hasher: Option<Sha256>,
+    /// Where the next batch goes.
+    at: u64,
+    pending: Vec<bytes::Bytes>,
+    pending_len: u64,
+    /// Where the bytes the disk was not yet asked to write begin.
+    unsynced_from: u64,
+}
+
+impl BodyWriter {
+    fn new(file: std::fs::File, at: u64, lock: Arc<std::sync::Mutex<()>>) -> BodyWriter {
+        BodyWriter {
+            file: Arc::new(file),
+            lock,
+            hasher: None,
+            at,
+            pending: Vec::new(),
+            pending_len: 0,
+            unsynced_from: at,
+        }
+    }
+
+    /// Queues `chunk`; writes the batch when it is full. Says whether it wrote.
+    async fn push(&mut self, chunk: bytes::Bytes) -> std::io::Result<bool> {
+        self.pending_len += chunk.len() as u64;
+        self.pending.push(chunk);
+        if self.pending_len < WRITE_BATCH_BYTES {
+            return Ok(false);
+        }
+        self.write(false).await?;
+        Ok(true)
+    }
+
+    /// Writes what is queued; with `sync`, returns once everything written is on disk.
+    async fn finish(&mut self, sync: bool) -> std::io::Result<()> {
+        self.write(sync).await
+    }
+
+    async fn write(&mut self, sync: bool) -> std::io::Result<()> {
+        let chunks = std::mem::take(&mut self.pending);
+        let at = self.at;
+        let end = at + self.pending_len;
+        self.pending_len = 0;
+        // Mid-body, start the disk writing what arrived (without waiting); `sync` waits for it.
+        let kick = (!sync && end - self.unsynced_from >= WRITEBACK_BYTES)
+            .then(|| (self.unsynced_from, end - self.unsynced_from));
+        if kick.is_some() || sync {
+            self.unsynced_from = end;
+        }
+        let (file, lock, mut hasher) = (self.file.clone(), self.lock.clone(), self.hasher.take());
+        self.hasher = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Sha256>> {
+            use std::os::unix::fs::FileExt;
+            {
+                let _one = lock.lock().unwrap_or_else(|e| e.into_inner());
+                let mut at = at;
+                for c in &chunks {
+                    file.write_all_at(c, at)?;
+                    at += c.len() as u64;
+                }
+            }
+            if let Some(h) = hasher.as_mut() {
+                for c in &chunks {
+                    h.update(c);
+                }
+            }
+            if let Some((from, len)) = kick {
+                start_writeback(&file, from, len);
+            }
+            if sync {
+                file.sync_data()?;
+            }
+            Ok(hasher)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        self.at = end;
+        Ok(())
+    }
+}
+
 /// Writes multipart part `n` into `data` (in the upload's parts folder, shared by its parts) at
 /// its place (parts are `part_size` bytes); it must be exactly `expected` bytes, and `parts` hashes
-/// it as it is written. The part is on disk when this returns. The
-/// folder and file are created with the first byte, and a part refused or cut off leaves
-/// nothing behind when it was the first.
+/// it as it is written. The part is on disk when this returns. The folder and file are created
+/// with the first byte, and a part refused or cut off leaves nothing behind when it was the first.
 async fn receive_at(
     body: Body,
     data: &std::path::Path,
@@ -1715,43 +1803,24 @@ async fn receive_at(
     expected: u64,
     parts: &crate::hub::parts::Registry,
 ) -> Result<(), HubErr> {
-    let offset = part_size * (n - 1);
-    let writer = parts.writer(data);
-    parts.part_started(data, n);
     let io = |e: std::io::Error| HubErr::from(StoreError::Io(e));
-    let mut file: Option<Arc<std::fs::File>> = None;
+    let offset = part_size * (n - 1);
+    parts.part_started(data, n);
+    let mut writer: Option<BodyWriter> = None;
     let mut created = false;
-    let (mut total, mut written, mut unsynced) = (0u64, 0u64, 0u64);
-    // Received chunks not yet written: written together, in one blocking call.
-    let mut pending: Vec<bytes::Bytes> = Vec::new();
+    let mut total = 0u64;
     let mut stream = body.into_data_stream();
     let received = async {
-        loop {
-            let chunk = match stream.next().await {
-                Some(chunk) => {
-                    Some(chunk.map_err(|e| HubErr::bad(format!("upload interrupted: {e}")))?)
-                }
-                None => None,
-            };
-            let last = chunk.is_none();
-            if let Some(chunk) = chunk {
-                total += chunk.len() as u64;
-                if total > expected {
-                    return Err(HubErr::bad(format!(
-                        "part {n} must be {expected} bytes; it is longer"
-                    )));
-                }
-                pending.push(chunk);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| HubErr::bad(format!("upload interrupted: {e}")))?;
+            total += chunk.len() as u64;
+            if total > expected {
+                return Err(HubErr::bad(format!(
+                    "part {n} must be {expected} bytes; it is longer"
+                )));
             }
-            let batch = total - written;
-            if batch == 0 || (batch < WRITE_BATCH_BYTES && !last) {
-                if last {
-                    break;
-                }
-                continue;
-            }
-            let f = match &file {
-                Some(f) => f.clone(),
+            let w = match &mut writer {
+                Some(w) => w,
                 None => {
                     if let Some(dir) = data.parent() {
                         tokio::fs::create_dir_all(dir).await.map_err(io)?;
@@ -1766,53 +1835,21 @@ async fn receive_at(
                         .map_err(io)?
                         .into_std()
                         .await;
-                    file.insert(Arc::new(f)).clone()
+                    writer.insert(BodyWriter::new(f, offset, parts.writer(data)))
                 }
             };
-            unsynced += batch;
-            // Mid-part, start the disk writing what this part has received (without waiting);
-            // at its end, wait until the part is on disk before acknowledging it.
-            let kick = (unsynced >= WRITEBACK_BYTES && !last).then(|| {
-                let from = offset + written + batch - unsynced;
-                (from, unsynced)
-            });
-            if kick.is_some() || last {
-                unsynced = 0;
-            }
-            let sync = last;
-            let chunks = std::mem::take(&mut pending);
-            let at = offset + written;
-            let writer = writer.clone();
-            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-                use std::os::unix::fs::FileExt;
-                // One writer at a time per upload: parallel writers to one file only spin on
-                // its inode lock, burning the CPU the hashing needs.
-                {
-                    let _one = writer.lock().unwrap_or_else(|e| e.into_inner());
-                    let mut at = at;
-                    for c in &chunks {
-                        f.write_all_at(c, at)?;
-                        at += c.len() as u64;
-                    }
-                }
-                if let Some((from, len)) = kick {
-                    start_writeback(&f, from, len);
-                }
-                if sync { f.sync_data() } else { Ok(()) }
-            })
-            .await
-            .map_err(|e| HubErr::from(StoreError::Io(std::io::Error::other(e))))?
-            .map_err(io)?;
-            written = total;
-            parts.part_written(data, n, written, part_size);
-            if last {
-                break;
+            if w.push(chunk).await.map_err(io)? {
+                parts.part_written(data, n, w.at - offset, part_size);
             }
         }
         if total != expected {
             return Err(HubErr::bad(format!(
                 "part {n} must be {expected} bytes, got {total}"
             )));
+        }
+        if let Some(w) = &mut writer {
+            w.finish(true).await.map_err(io)?;
+            parts.part_written(data, n, w.at - offset, part_size);
         }
         Ok(())
     }
@@ -1821,7 +1858,7 @@ async fn receive_at(
         // TODO-hardening: a first part failing while another first part of the same upload is
         // being written removes that one's bytes too; its completion then fails and the client
         // uploads again.
-        drop(file);
+        drop(writer);
         let _ = tokio::fs::remove_file(data).await;
         if let Some(dir) = data.parent() {
             let _ = tokio::fs::remove_dir(dir).await;
@@ -1830,8 +1867,7 @@ async fn receive_at(
     received
 }
 
-/// Asks the kernel to start writing `len` bytes of `f` from `from` to disk, without waiting, so
-/// that the disk works while the network sends (instead of in one long `fsync` at the end).
+/// Asks the kernel to start writing `len` bytes of `f` from `from` to disk, without waiting.
 /// Only a hint: durability still comes from `sync_data`.
 fn start_writeback(f: &std::fs::File, from: u64, len: u64) {
     #[cfg(target_os = "linux")]
@@ -1852,11 +1888,18 @@ fn start_writeback(f: &std::fs::File, from: u64, len: u64) {
     let _ = (f, from, len);
 }
 
+/// Receives a basic upload into `path`, hashing it; at most `max` bytes. The caller installs the
+/// file (which syncs it).
 async fn receive(body: Body, path: &std::path::Path, max: u64) -> Result<(String, u64), HubErr> {
     let io = |e: std::io::Error| HubErr::from(StoreError::Io(e));
-    let mut file = tokio::fs::File::create(path).await.map_err(io)?;
-    let mut hasher = Sha256::new();
-    let (mut total, mut unsynced) = (0u64, 0u64);
+    let file = tokio::fs::File::create(path)
+        .await
+        .map_err(io)?
+        .into_std()
+        .await;
+    let mut writer = BodyWriter::new(file, 0, Arc::default());
+    writer.hasher = Some(Sha256::new());
+    let mut total = 0u64;
     let mut stream = body.into_data_stream();
     let received = async {
         while let Some(chunk) = stream.next().await {
@@ -1867,24 +1910,18 @@ async fn receive(body: Body, path: &std::path::Path, max: u64) -> Result<(String
                     "upload is larger than the declared {max} bytes"
                 )));
             }
-            hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(io)?;
-            unsynced += chunk.len() as u64;
-            if unsynced >= WRITEBACK_BYTES {
-                file.flush().await.map_err(io)?;
-                file.sync_data().await.map_err(io)?;
-                unsynced = 0;
-            }
+            writer.push(chunk).await.map_err(io)?;
         }
-        file.flush().await.map_err(io)
+        writer.finish(false).await.map_err(io)
     }
     .await;
     if let Err(e) = received {
         // An upload cut off or refused half-way leaves nothing behind.
-        drop(file);
+        drop(writer);
         let _ = tokio::fs::remove_file(path).await;
         return Err(e);
     }
+    let hasher = writer.hasher.take().expect("set above");
     Ok((hex::encode(hasher.finalize()), total))
 }
 
