@@ -20,7 +20,9 @@
 //! WHEN says which requests a rule hits, among those it sees (the requests on its route that
 //! reach it; an earlier rule that answers ends the request):
 //! - `P`, a probability between 0 and 1: each request is hit with probability P, drawn from the
-//!   seeded generator, so one seed always gives the same sequence of faults.
+//!   seeded generator, so one seed always gives the same sequence of faults. Each route draws
+//!   from its own stream: which commits are hit does not depend on how preuploads or uploads
+//!   running at the same time happen to interleave with them.
 //! - `xN`: exactly the first N requests, without a random draw, so a test can script "fails
 //!   twice, then succeeds" (`tree:http503=x2`). Rules run in order, so
 //!   `commit:http503=x1,commit:http429=x1` answers 503, then 429, then lets commits through.
@@ -217,7 +219,8 @@ pub struct Traffic {
 /// The live injector: the spec, a deterministic generator and the counters.
 pub struct Faults {
     spec: FaultSpec,
-    rng: Mutex<u64>,
+    /// The generator's state, one stream per route.
+    rng: Mutex<BTreeMap<String, u64>>,
     /// Requests each rule has seen, for `xN` rules.
     seen: Vec<AtomicU64>,
     traffic: Mutex<Traffic>,
@@ -239,11 +242,10 @@ pub enum Verdict {
 
 impl Faults {
     pub fn new(spec: FaultSpec) -> Faults {
-        let seed = spec.seed;
         Faults {
             seen: spec.rules.iter().map(|_| AtomicU64::new(0)).collect(),
             spec,
-            rng: Mutex::new(seed ^ 0x9e37_79b9_7f4a_7c15),
+            rng: Mutex::new(BTreeMap::new()),
             traffic: Mutex::new(Traffic::default()),
         }
     }
@@ -255,9 +257,17 @@ impl Faults {
             .clone()
     }
 
-    /// splitmix64: small, deterministic for a seed, good enough for fault draws.
-    fn draw(&self) -> f64 {
-        let mut s = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+    /// splitmix64 on `route`'s stream: small, deterministic for a seed, good enough for fault
+    /// draws.
+    fn draw(&self, route: &str) -> f64 {
+        let mut streams = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let s = streams.entry(route.to_string()).or_insert_with(|| {
+            // FNV-1a of the route label, mixed into the seed.
+            let label = route.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+            self.spec.seed ^ 0x9e37_79b9_7f4a_7c15 ^ label
+        });
         *s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = *s;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -285,7 +295,7 @@ impl Faults {
                 continue;
             }
             let hit = match rule.when {
-                When::Probability(p) => self.draw() < p,
+                When::Probability(p) => self.draw(route) < p,
                 When::First(n) => seen.fetch_add(1, Ordering::SeqCst) < n,
             };
             if !hit {
@@ -546,10 +556,10 @@ mod tests {
         assert_eq!(t.faults["tree:http500"], 2);
         // `xN` rules take no random draws, so they leave the seeded sequence alone.
         let plain = Faults::new("seed=5".parse().unwrap());
-        assert_eq!(plain.draw(), {
+        assert_eq!(plain.draw("tree"), {
             let g = Faults::new("seed=5,http503=x3".parse().unwrap());
             let _ = g.decide("tree").await;
-            g.draw()
+            g.draw("tree")
         });
     }
 
@@ -575,10 +585,21 @@ mod tests {
     fn draws_are_deterministic() {
         let a = Faults::new("seed=3".parse().unwrap());
         let b = Faults::new("seed=3".parse().unwrap());
-        let xa: Vec<f64> = (0..5).map(|_| a.draw()).collect();
-        let xb: Vec<f64> = (0..5).map(|_| b.draw()).collect();
+        // Draws on another route in between change nothing on this one.
+        let xa: Vec<f64> = (0..5).map(|_| a.draw("commit")).collect();
+        let xb: Vec<f64> = (0..5)
+            .map(|_| {
+                b.draw("preupload");
+                b.draw("commit")
+            })
+            .collect();
         assert_eq!(xa, xb);
         assert!(xa.iter().all(|x| (0.0..1.0).contains(x)));
+        assert_ne!(
+            a.draw("commit"),
+            a.draw("preupload"),
+            "routes have their own streams"
+        );
     }
 
     #[test]
