@@ -14,13 +14,14 @@ use std::time::Duration;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use super::upload::{Progress, Uploaded, error_text};
+use super::upload::{Progress, Uploaded};
 use super::{ApplyError, ApplyEvent, CommitRef, RepoCtx};
 use crate::api::{
     CommitDelete, CommitFile, CommitHeader, CommitLfsFile, CommitLine, EntryType, UploadMode,
 };
 use crate::client::ErrorKind;
 use crate::plan::{Action, LADDER, START_RUNG, file_order, next_batch, split_commits};
+use crate::util::error::one_line;
 
 /// How many times a branch may move under us before apply gives up.
 const MAX_RECOVERIES: usize = 10;
@@ -217,7 +218,7 @@ pub(crate) async fn commit_all(
                         attempts: recoveries,
                     });
                 }
-                tracing::debug!(error = %error_text(&e), "commit outcome unknown; re-reading the branch");
+                tracing::debug!(error = %one_line(&e), "commit outcome unknown; re-reading the branch");
                 // Give a struggling Hub a moment before reading it again.
                 if !matches!(e.kind(), ErrorKind::PreconditionFailed) {
                     tokio::time::sleep(Duration::from_millis(200 * recoveries as u64)).await;

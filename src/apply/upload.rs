@@ -16,6 +16,7 @@ use crate::api::{
 };
 use crate::client::{MultipartPlan, UploadSource};
 use crate::plan::{Action, FileChange};
+use crate::util::error::one_line;
 
 /// Preupload takes at most this many paths a call (like `huggingface_hub`).
 const PREUPLOAD_BATCH: usize = 256;
@@ -408,7 +409,7 @@ async fn upload_one(
                     UploadSource::verified_file(&f.local_path, f.size, &f.sha256),
                 )
                 .await
-                .map_err(|e| error_text(&e))?;
+                .map_err(|e| one_line(&e))?;
         }
         Some(plan) => {
             let parts: Vec<Result<CompletedPart, String>> =
@@ -423,7 +424,7 @@ async fn upload_one(
                                     UploadSource::file_range(&f.local_path, offset, len),
                                 )
                                 .await
-                                .map_err(|e| error_text(&e))?;
+                                .map_err(|e| one_line(&e))?;
                             Ok(CompletedPart {
                                 part_number: *number,
                                 etag,
@@ -449,7 +450,7 @@ async fn upload_one(
                     },
                 )
                 .await
-                .map_err(|e| error_text(&e))?;
+                .map_err(|e| one_line(&e))?;
         }
     }
     if let Some(verify) = &actions.verify {
@@ -462,22 +463,7 @@ async fn upload_one(
                 },
             )
             .await
-            .map_err(|e| error_text(&e))?;
+            .map_err(|e| one_line(&e))?;
     }
     Ok(true)
-}
-
-/// An error with its causes on one line.
-pub(crate) fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = c.source();
-    }
-    s
 }

@@ -199,13 +199,7 @@ fn finish(report: ApplyReport) -> Result<i32, crate::Error> {
     let mut hints = Vec::new();
     for r in &report.repos {
         if let Some(e) = &r.error {
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(e);
-            while let Some(s) = src {
-                msg.push_str(&format!("\n  caused by: {s}"));
-                src = s.source();
-            }
-            errors.push(msg);
+            errors.push(crate::util::error::messages(e).join("\n  caused by: "));
             hints.extend(e.hints());
         }
         if !r.failed_files.is_empty() {

@@ -102,13 +102,10 @@ pub fn run(cli: Cli) -> i32 {
 
 /// Prints an error with its cause chain and hints on stderr; returns its exit code.
 pub fn report(err: &Error) -> i32 {
-    use std::error::Error as _;
-    let mut msg = format!("error: {err}");
-    let mut source = err.source();
-    while let Some(s) = source {
-        msg.push_str(&format!("\n  caused by: {s}"));
-        source = s.source();
-    }
+    let mut msg = format!(
+        "error: {}",
+        crate::util::error::messages(err).join("\n  caused by: ")
+    );
     for hint in err.hints() {
         msg.push_str(&format!("\n\nhint: {hint}"));
     }

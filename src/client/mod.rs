@@ -585,7 +585,7 @@ impl HubClient {
                         url = %request.url,
                         attempt,
                         class = ?class,
-                        cause = %retry::cause_chain(&e.without_url_ref()),
+                        cause = %crate::util::error::one_line(&e.without_url_ref()),
                         "hub request failed"
                     );
                     if idempotent

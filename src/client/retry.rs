@@ -131,20 +131,6 @@ fn is_tls_error(err: &reqwest::Error) -> bool {
     false
 }
 
-/// The cause chain of an error on one line, for debug logs.
-pub(crate) fn cause_chain(err: &dyn std::error::Error) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(e) = source {
-        let s = e.to_string();
-        if parts.last() != Some(&s) {
-            parts.push(s);
-        }
-        source = e.source();
-    }
-    parts.join(": ")
-}
-
 /// `Retry-After` in its delay-seconds form; HTTP dates are ignored, as the Hub sends seconds.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)

@@ -146,7 +146,10 @@ pub async fn run(
     on_step(DemoStep::Applied(&report));
     if let Some(e) = report.repos.iter().find_map(|r| r.error.as_ref()) {
         return Err(Error::Apply(
-            format!("the demo's apply failed: {}", apply_error_text(e)),
+            format!(
+                "the demo's apply failed: {}",
+                crate::util::error::one_line(e)
+            ),
             e.hints(),
         ));
     }
@@ -180,16 +183,6 @@ pub async fn run(
         repos,
         report,
     })
-}
-
-fn apply_error_text(e: &apply::ApplyError) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(c) = src {
-        s.push_str(&format!(": {c}"));
-        src = c.source();
-    }
-    s
 }
 
 /// Writes the manifest and the folders it maps; returns the number of files and their bytes.

@@ -1,4 +1,5 @@
 //! Small shared helpers, each with a stated owner.
 
+pub mod error;
 pub mod lock;
 pub mod secret;

@@ -880,21 +880,11 @@ fn rate_limit(e: &ApplyError) -> Option<Option<Duration>> {
 
 /// An error's message with its cause chain, and its hints.
 fn describe_error(e: &Error) -> (String, Vec<String>) {
-    (chain(e), e.hints())
+    (crate::util::error::one_line(e), e.hints())
 }
 
 fn describe_apply_error(e: &ApplyError) -> (String, Vec<String>) {
-    (chain(e), e.hints())
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    msg
+    (crate::util::error::one_line(e), e.hints())
 }
 
 /// SIGINT and SIGTERM.
