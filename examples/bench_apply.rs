@@ -16,6 +16,11 @@
 //! Targets: hubsync at least 2x faster than `upload_folder` on many small files; on the large
 //! file at least 80% of min(loopback, disk); under 200 MB peak RSS.
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{mb, vm_hwm_kib};
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -108,10 +113,6 @@ fn parse_args() -> Result<Settings> {
         }
     }
     Ok(s)
-}
-
-fn mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 fn rate(bytes: u64, d: Duration) -> f64 {
@@ -233,14 +234,6 @@ struct Measured {
     stderr: String,
 }
 
-fn vm_hwm_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 /// Runs `cmd` to completion, polling `VmHWM` every 10 ms (it only grows, so the last reading is
 /// the peak up to the last 10 ms).
 fn measure(mut cmd: Command) -> Result<Measured> {
@@ -257,7 +250,7 @@ fn measure(mut cmd: Command) -> Result<Measured> {
         let (peak, done) = (peak.clone(), done.clone());
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
-                if let Some(kb) = vm_hwm_kb(pid) {
+                if let Some(kb) = vm_hwm_kib(&pid.to_string()) {
                     peak.fetch_max(kb, Ordering::Relaxed);
                 }
                 std::thread::sleep(Duration::from_millis(10));

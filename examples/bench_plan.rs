@@ -14,6 +14,11 @@
 //! phase through `/proc/self/clear_refs`; the embedded hub shares the process, so this is an
 //! upper bound). Target (issue 3): a warm no-op plan of 10,000 files under 0.5 s.
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{make_large_files, mb, peak_rss_kib, sha2_bytes_per_s};
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -23,7 +28,6 @@ use hubsync::hub::{self, HubConfig, Role, User};
 use hubsync::local::{DEFAULT_RACY_WINDOW, HashCache, ScanOptions};
 use hubsync::ops::{self, PlanOptions};
 use hubsync::util::secret::Secret;
-use sha2::{Digest, Sha256};
 
 const SMALL_FILES: usize = 10_000;
 const LARGE_FILE_BYTES: usize = 128 << 20;
@@ -40,7 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     make_small_files(&data.join("small"))?;
     let large_count = cores.max(2);
-    make_large_files(&data.join("large"), large_count)?;
+    make_large_files(&data.join("large"), large_count, LARGE_FILE_BYTES)?;
     let total_bytes = dir_bytes(&data)?;
     let total_files = SMALL_FILES + large_count;
     println!(
@@ -282,23 +286,6 @@ fn make_small_files(root: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn make_large_files(root: &Path, count: usize) -> std::io::Result<()> {
-    use std::io::Write;
-    std::fs::create_dir_all(root)?;
-    let mut block: Vec<u8> = (0..1 << 20).map(|j: usize| (j * 31) as u8).collect();
-    for i in 0..count {
-        let mut f =
-            std::io::BufWriter::new(std::fs::File::create(root.join(format!("large-{i}.bin")))?);
-        for chunk in 0..LARGE_FILE_BYTES >> 20 {
-            // Distinct blocks, so nothing could be deduplicated along the way.
-            block[..8].copy_from_slice(&((i << 32) + chunk).to_le_bytes());
-            f.write_all(&block)?;
-        }
-        f.flush()?;
-    }
-    Ok(())
-}
-
 fn dir_bytes(root: &Path) -> std::io::Result<u64> {
     let mut total = 0;
     for entry in std::fs::read_dir(root)? {
@@ -313,29 +300,7 @@ fn dir_bytes(root: &Path) -> std::io::Result<u64> {
     Ok(total)
 }
 
-/// SHA-256 of `buf` in 1 MiB updates, on this thread.
-fn sha2_bytes_per_s(buf: &[u8]) -> f64 {
-    let started = Instant::now();
-    let mut h = Sha256::new();
-    for chunk in buf.chunks(1 << 20) {
-        h.update(chunk);
-    }
-    std::hint::black_box(h.finalize());
-    buf.len() as f64 / started.elapsed().as_secs_f64()
-}
-
 /// Resets `VmHWM` to the current RSS (Linux: `echo 5 > /proc/self/clear_refs`); best effort.
 fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// Peak resident set size since the last reset (`VmHWM`), in KiB.
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
 }

@@ -11,11 +11,15 @@
 //! hashing, not the disk. The targets (issue 3): large files at >= 80% of sha2 single-core
 //! throughput × cores, and a warm no-op scan of 10,000 files (cache load included) under 0.5 s.
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{make_large_files, mb, peak_rss_kib, sha2_bytes_per_s};
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hubsync::local::{DEFAULT_RACY_WINDOW, HashCache, ScanOptions, ScanResult, ScanSpec, scan};
-use sha2::{Digest, Sha256};
 
 const SMALL_FILES: usize = 10_000;
 const LARGE_FILE_BYTES: usize = 256 << 20;
@@ -38,7 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let small = scratch.path().join("small");
             let large = scratch.path().join("large");
             make_small_files(&small)?;
-            let large_bytes = make_large_files(&large, 2 * cores)?;
+            let large_bytes = make_large_files(&large, 2 * cores, LARGE_FILE_BYTES)?;
             println!(
                 "generated {SMALL_FILES} small files and {} large files ({}) in {:.2} s",
                 2 * cores,
@@ -194,43 +198,4 @@ fn make_small_files(root: &Path) -> std::io::Result<()> {
         std::fs::write(dir.join(format!("f{i:05}.txt")), content)?;
     }
     Ok(())
-}
-
-fn make_large_files(root: &Path, count: usize) -> std::io::Result<u64> {
-    std::fs::create_dir_all(root)?;
-    let mut block: Vec<u8> = (0..1 << 20).map(|j: usize| (j * 31) as u8).collect();
-    for i in 0..count {
-        use std::io::Write;
-        let mut f =
-            std::io::BufWriter::new(std::fs::File::create(root.join(format!("large-{i}.bin")))?);
-        for chunk in 0..LARGE_FILE_BYTES >> 20 {
-            // Distinct blocks, so nothing could be deduplicated along the way.
-            block[..8].copy_from_slice(&((i << 32) + chunk).to_le_bytes());
-            f.write_all(&block)?;
-        }
-        f.flush()?;
-    }
-    Ok((count * LARGE_FILE_BYTES) as u64)
-}
-
-/// SHA-256 of `buf` in 1 MiB updates, on this thread.
-fn sha2_bytes_per_s(buf: &[u8]) -> f64 {
-    let started = Instant::now();
-    let mut h = Sha256::new();
-    for chunk in buf.chunks(1 << 20) {
-        h.update(chunk);
-    }
-    std::hint::black_box(h.finalize());
-    buf.len() as f64 / started.elapsed().as_secs_f64()
-}
-
-/// Peak resident set size so far (`VmHWM`), in KiB.
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
 }
