@@ -79,6 +79,37 @@ fn ok(what: &str, r: Response) -> Response {
     r
 }
 
+/// The upload action the LFS batch API of `repo` gives `token` for one object: its `href` as a
+/// path on the hub, and the whole action.
+fn upload_action(
+    f: &Fixture,
+    repo: &str,
+    token: Option<&str>,
+    oid: &str,
+    size: usize,
+) -> (String, serde_json::Value) {
+    let r = ok(
+        &format!("batch for {repo}"),
+        send(
+            &f.hub,
+            raw::req("POST", &format!("/{repo}.git/info/lfs/objects/batch"))
+                .token(token)
+                .body(
+                    LFS_JSON,
+                    json!({"operation": "upload", "objects": [{"oid": oid, "size": size}]})
+                        .to_string(),
+                ),
+        ),
+    );
+    let action = r.json()["objects"][0]["actions"]["upload"].clone();
+    let href = action["href"].as_str().expect("an upload href");
+    let path = href
+        .strip_prefix(f.hub.url())
+        .expect("a hub URL")
+        .to_string();
+    (path, action)
+}
+
 /// Asserts a Hub-shaped error: the status, `X-Error-Code` (or none), `X-Error-Message`, and a
 /// JSON `{"error": "..."}` body (HEAD responses have no body).
 fn hub_error(what: &str, r: &Response, status: u16, code: Option<&str>) {
@@ -1131,24 +1162,7 @@ fn lfs_upload_urls_authorise_one_object_of_one_repo() {
     let f = fixture();
     let content = b"a new object for alice/pub".repeat(3);
     let oid = sha256(&content);
-    let batch = ok(
-        "batch",
-        send(
-            &f.hub,
-            raw::req("POST", "/alice/pub.git/info/lfs/objects/batch")
-                .token(ALICE)
-                .body(
-                    LFS_JSON,
-                    json!({"operation": "upload", "objects": [{"oid": oid, "size": content.len()}]})
-                        .to_string(),
-                ),
-        ),
-    );
-    let href = batch.json()["objects"][0]["actions"]["upload"]["href"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let url = href.strip_prefix(f.hub.url()).unwrap().to_string();
+    let (url, _) = upload_action(&f, "alice/pub", ALICE, &oid, content.len());
     let parts: Vec<&str> = url.trim_start_matches('/').split('/').collect();
     let ["lfs-upload", repo_id, url_oid, size, sig] = parts.as_slice() else {
         panic!("unexpected upload URL shape: {url}");
@@ -1236,29 +1250,7 @@ fn lfs_upload_urls_authorise_one_object_of_one_repo() {
 
     // A URL of another repo cannot put the object in this one: upload with bob's URL for the
     // same object, then alice still cannot commit it.
-    let (_, bob_url) = {
-        let r = ok(
-            "bob batch",
-            send(
-                &f.hub,
-                raw::req("POST", "/bob/bobs.git/info/lfs/objects/batch")
-                    .token(Some(BOB))
-                    .body(
-                        LFS_JSON,
-                        json!({"operation": "upload", "objects": [{"oid": oid, "size": content.len()}]})
-                            .to_string(),
-                    ),
-            ),
-        );
-        let h = r.json()["objects"][0]["actions"]["upload"]["href"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        (
-            oid.clone(),
-            h.strip_prefix(f.hub.url()).unwrap().to_string(),
-        )
-    };
+    let (bob_url, _) = upload_action(&f, "bob/bobs", Some(BOB), &oid, content.len());
     ok("bob uploads", send(&f.hub, put(&bob_url, &content)));
     refused(
         &f,
@@ -1308,23 +1300,8 @@ fn multipart_uploads_refuse_forged_parts() {
     let f = &Fixture::bare(hub);
     let content: Vec<u8> = (0..250u32).map(|i| (i % 251) as u8).collect();
     let oid = sha256(&content);
-    let r = ok(
-        "batch",
-        send(
-            &f.hub,
-            raw::req("POST", "/alice/pub.git/info/lfs/objects/batch")
-                .token(ALICE)
-                .body(
-                    LFS_JSON,
-                    json!({"operation": "upload", "objects": [{"oid": oid, "size": 250}]})
-                        .to_string(),
-                ),
-        ),
-    );
-    let upload = r.json()["objects"][0]["actions"]["upload"].clone();
+    let (url, upload) = upload_action(f, "alice/pub", ALICE, &oid, 250);
     assert_eq!(upload["header"]["chunk_size"], "100");
-    let href = upload["href"].as_str().unwrap();
-    let url = href.strip_prefix(f.hub.url()).unwrap().to_string();
     let put = |t: String, body: &[u8]| raw::req("PUT", &t).body("application/octet-stream", body);
     for (what, part, body) in [
         ("part 0", "0".to_string(), &content[..100]),
@@ -1404,24 +1381,7 @@ fn an_upload_cut_off_half_way_leaves_nothing_behind() {
     let f = fixture();
     let content = vec![7u8; 300 * 1024];
     let oid = sha256(&content);
-    let r = ok(
-        "batch",
-        send(
-            &f.hub,
-            raw::req("POST", "/alice/pub.git/info/lfs/objects/batch")
-                .token(ALICE)
-                .body(
-                    LFS_JSON,
-                    json!({"operation": "upload", "objects": [{"oid": oid, "size": content.len()}]})
-                        .to_string(),
-                ),
-        ),
-    );
-    let href = r.json()["objects"][0]["actions"]["upload"]["href"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let url = href.strip_prefix(f.hub.url()).unwrap().to_string();
+    let (url, _) = upload_action(&f, "alice/pub", ALICE, &oid, content.len());
     let before = snapshot(&f.hub);
     // Announce the whole object, send half of it, and hang up.
     let mut s = raw::connect(f.hub.url()).unwrap();
