@@ -150,13 +150,7 @@ fn repo_info_err(c: &HubClient) -> HubError {
 
 /// The error and its causes, as `hubsync` prints them.
 fn chain(e: &HubError) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(c) = src {
-        s.push_str(&format!("\n  caused by: {c}"));
-        src = c.source();
-    }
-    s
+    hubsync::util::error::messages(e).join("\n  caused by: ")
 }
 
 /// `hubsync plan` of a one-repo manifest against `url`.
