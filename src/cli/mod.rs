@@ -102,6 +102,12 @@ pub fn run(cli: Cli) -> i32 {
 
 /// Prints an error with its cause chain and hints on stderr; returns its exit code.
 pub fn report(err: &Error) -> i32 {
+    eprintln!("{}", error_text(err));
+    err.exit_code()
+}
+
+/// An error as `report` prints it: `error: …`, a `caused by:` line per cause, then its hints.
+pub fn error_text(err: &Error) -> String {
     let mut msg = format!(
         "error: {}",
         crate::util::error::messages(err).join("\n  caused by: ")
@@ -109,8 +115,7 @@ pub fn report(err: &Error) -> i32 {
     for hint in err.hints() {
         msg.push_str(&format!("\n\nhint: {hint}"));
     }
-    eprintln!("{msg}");
-    err.exit_code()
+    msg
 }
 
 fn init_logging(global: &GlobalArgs) {

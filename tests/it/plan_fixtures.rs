@@ -137,20 +137,9 @@ impl Case {
     }
 }
 
-/// An error the way `hubsync` prints it, minus the `error: ` prefix's colour.
+/// An error the way `hubsync` prints it.
 fn describe(err: &hubsync::Error) -> String {
-    use std::error::Error as _;
-    let mut msg = format!("error: {err}");
-    let mut source = err.source();
-    while let Some(s) = source {
-        msg.push_str(&format!("\n  caused by: {s}"));
-        source = s.source();
-    }
-    for hint in err.hints() {
-        msg.push_str(&format!("\n\nhint: {hint}"));
-    }
-    msg.push('\n');
-    msg
+    hubsync::cli::error_text(err) + "\n"
 }
 
 fn copy_tree(from: &Path, to: &Path) {
