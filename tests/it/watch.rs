@@ -101,6 +101,14 @@ struct Watch {
     stderr: PathBuf,
 }
 
+/// Why watch stopped, when its last event says it did.
+fn stop_reason(evs: &[(Instant, WatchEvent)]) -> Option<StopReason> {
+    match evs.last() {
+        Some((_, WatchEvent::Stopped { reason, .. })) => Some(*reason),
+        _ => None,
+    }
+}
+
 impl Watch {
     fn start(hub: &TestHub, ws: &Workspace, args: &[&str]) -> Watch {
         Watch::start_with_token(hub, ws, args, TestHub::WRITE_TOKEN)
@@ -427,13 +435,7 @@ fn checkpoints_arrive_whole_one_commit_each() {
     assert_eq!(first_seen.len(), 5);
     assert_eq!(commits.len(), 5, "{first_seen:?}");
     let evs = watch.events();
-    assert!(matches!(
-        evs.last().map(|(_, e)| e),
-        Some(WatchEvent::Stopped {
-            reason: StopReason::Signal,
-            ..
-        })
-    ));
+    assert_eq!(stop_reason(&evs), Some(StopReason::Signal));
 }
 
 #[test]
@@ -555,13 +557,7 @@ fn the_commit_budget_caps_commits() {
     watch.signal("TERM");
     assert!(watch.wait_exit().success(), "{}", watch.log());
     let evs = watch.events();
-    assert!(matches!(
-        evs.last().map(|(_, e)| e),
-        Some(WatchEvent::Stopped {
-            reason: StopReason::Signal,
-            ..
-        })
-    ));
+    assert_eq!(stop_reason(&evs), Some(StopReason::Signal));
     assert_eq!(watch.commits(), 3);
 }
 
@@ -768,13 +764,7 @@ fn a_bad_token_stops_watch_with_exit_1() {
             .any(|(_, e)| matches!(e, WatchEvent::Error { fatal: true, .. })),
         "{evs:#?}"
     );
-    assert!(matches!(
-        evs.last().map(|(_, e)| e),
-        Some(WatchEvent::Stopped {
-            reason: StopReason::Error,
-            ..
-        })
-    ));
+    assert_eq!(stop_reason(&evs), Some(StopReason::Error));
 }
 
 #[test]
@@ -812,13 +802,7 @@ fn a_429_backs_off_instead_of_failing() {
     watch.signal("TERM");
     watch.wait_exit();
     let evs = watch.events();
-    assert!(matches!(
-        evs.last().map(|(_, e)| e),
-        Some(WatchEvent::Stopped {
-            reason: StopReason::Signal,
-            ..
-        })
-    ));
+    assert_eq!(stop_reason(&evs), Some(StopReason::Signal));
 }
 
 #[test]
@@ -850,13 +834,7 @@ fn a_second_signal_aborts_at_once_without_committing() {
         "the abort waited for the upload"
     );
     assert_eq!(status.code(), Some(130), "{}", watch.log());
-    assert!(matches!(
-        watch.events().last().map(|(_, e)| e),
-        Some(WatchEvent::Stopped {
-            reason: StopReason::Aborted,
-            ..
-        })
-    ));
+    assert_eq!(stop_reason(&watch.events()), Some(StopReason::Aborted));
     // Give a (wrongly) surviving upload time to finish: still no commit.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(stats(&hub)["commits_created"], commits);
