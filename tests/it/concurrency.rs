@@ -55,16 +55,13 @@ fn tree(hub: &TestHub) -> Vec<(String, String)> {
     entries
 }
 
-#[test]
-fn two_applies_on_one_repo_both_land_or_conflict_cleanly() {
-    // Slow commits widen the window in which the two applies race.
+/// A hub whose commits are slow, which widens the window in which two applies race, holding
+/// the repo already (`seed.txt`), so that they race on commits, not on creation.
+fn racing_hub() -> TestHub {
     let hub = TestHub::builder()
         .arg("--faults")
         .arg("commit:delay=300ms")
         .start();
-    let a = workspace(&[("a.txt", "from a\n"), ("same.txt", "a's version\n")]);
-    let b = workspace(&[("b.txt", "from b\n"), ("same.txt", "b's version\n")]);
-    // Create the repo first so both applies race on commits, not on creation.
     let first = workspace(&[("seed.txt", "seed\n")]);
     assert!(
         cmd(&hub, first.path(), &["apply", "-y"])
@@ -73,6 +70,14 @@ fn two_applies_on_one_repo_both_land_or_conflict_cleanly() {
             .status
             .success()
     );
+    hub
+}
+
+#[test]
+fn two_applies_on_one_repo_both_land_or_conflict_cleanly() {
+    let hub = racing_hub();
+    let a = workspace(&[("a.txt", "from a\n"), ("same.txt", "a's version\n")]);
+    let b = workspace(&[("b.txt", "from b\n"), ("same.txt", "b's version\n")]);
 
     let pa = spawn(&hub, a.path(), &["apply", "-y"]);
     let pb = spawn(&hub, b.path(), &["apply", "-y"]);
@@ -112,18 +117,7 @@ fn two_applies_on_one_repo_both_land_or_conflict_cleanly() {
 
 #[test]
 fn unrelated_concurrent_applies_both_land() {
-    let hub = TestHub::builder()
-        .arg("--faults")
-        .arg("commit:delay=300ms")
-        .start();
-    let first = workspace(&[("seed.txt", "seed\n")]);
-    assert!(
-        cmd(&hub, first.path(), &["apply", "-y"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    let hub = racing_hub();
     let a = workspace(&[("a.txt", "a\n"), ("seed.txt", "seed\n")]);
     let b = workspace(&[("b.txt", "b\n"), ("seed.txt", "seed\n")]);
     let pa = spawn(&hub, a.path(), &["apply", "-y"]);
