@@ -1791,6 +1791,25 @@ impl BodyWriter {
     }
 }
 
+/// The next chunk of an upload body, counted in `total`; refused with `too_long` once the body
+/// passes `max` bytes.
+async fn next_chunk(
+    stream: &mut axum::body::BodyDataStream,
+    total: &mut u64,
+    max: u64,
+    too_long: impl Fn() -> String,
+) -> Result<Option<bytes::Bytes>, HubErr> {
+    let Some(chunk) = stream.next().await else {
+        return Ok(None);
+    };
+    let chunk = chunk.map_err(|e| HubErr::bad(format!("upload interrupted: {e}")))?;
+    *total += chunk.len() as u64;
+    if *total > max {
+        return Err(HubErr::bad(too_long()));
+    }
+    Ok(Some(chunk))
+}
+
 /// Writes multipart part `n` into `data` (in the upload's parts folder, shared by its parts) at
 /// its place (parts are `part_size` bytes); it must be exactly `expected` bytes, and `parts` hashes
 /// it as it is written. The part is on disk when this returns. The folder and file are created
@@ -1811,14 +1830,8 @@ async fn receive_at(
     let mut total = 0u64;
     let mut stream = body.into_data_stream();
     let received = async {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| HubErr::bad(format!("upload interrupted: {e}")))?;
-            total += chunk.len() as u64;
-            if total > expected {
-                return Err(HubErr::bad(format!(
-                    "part {n} must be {expected} bytes; it is longer"
-                )));
-            }
+        let too_long = || format!("part {n} must be {expected} bytes; it is longer");
+        while let Some(chunk) = next_chunk(&mut stream, &mut total, expected, too_long).await? {
             let w = match &mut writer {
                 Some(w) => w,
                 None => {
@@ -1902,14 +1915,8 @@ async fn receive(body: Body, path: &std::path::Path, max: u64) -> Result<(String
     let mut total = 0u64;
     let mut stream = body.into_data_stream();
     let received = async {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| HubErr::bad(format!("upload interrupted: {e}")))?;
-            total += chunk.len() as u64;
-            if total > max {
-                return Err(HubErr::bad(format!(
-                    "upload is larger than the declared {max} bytes"
-                )));
-            }
+        let too_long = || format!("upload is larger than the declared {max} bytes");
+        while let Some(chunk) = next_chunk(&mut stream, &mut total, max, too_long).await? {
             writer.push(chunk).await.map_err(io)?;
         }
         writer.finish(false).await.map_err(io)
