@@ -17,7 +17,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{make_large_files, mb, peak_rss_kib, sha2_bytes_per_s};
+use common::{make_large_files, make_small_files, mb, peak_rss_kib, sha2_bytes_per_s};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -42,7 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let data = work.join("data");
 
     let started = Instant::now();
-    make_small_files(&data.join("small"))?;
+    make_small_files(&data.join("small"), SMALL_FILES, true)?;
     let large_count = cores.max(2);
     make_large_files(&data.join("large"), large_count, LARGE_FILE_BYTES)?;
     let total_bytes = dir_bytes(&data)?;
@@ -271,19 +271,6 @@ fn routes(requests: &BTreeMap<String, u64>) -> String {
     let total: u64 = requests.values().sum();
     let each: Vec<String> = requests.iter().map(|(k, n)| format!("{k} {n}")).collect();
     format!("{total} ({})", each.join(", "))
-}
-
-fn make_small_files(root: &Path) -> std::io::Result<()> {
-    for i in 0..SMALL_FILES {
-        let dir = root.join(format!("d{:02}", i % 100));
-        if i < 100 {
-            std::fs::create_dir_all(&dir)?;
-        }
-        let len = 1024 + (i * 7919) % (7 * 1024);
-        let content: Vec<u8> = (0..len).map(|j| b'a' + ((i + j) % 26) as u8).collect();
-        std::fs::write(dir.join(format!("f{i:05}.txt")), content)?;
-    }
-    Ok(())
 }
 
 fn dir_bytes(root: &Path) -> std::io::Result<u64> {

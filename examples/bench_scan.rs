@@ -14,9 +14,9 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{make_large_files, mb, peak_rss_kib, sha2_bytes_per_s};
+use common::{make_large_files, make_small_files, mb, peak_rss_kib, sha2_bytes_per_s};
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hubsync::local::{DEFAULT_RACY_WINDOW, HashCache, ScanOptions, ScanResult, ScanSpec, scan};
@@ -41,7 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let started = Instant::now();
             let small = scratch.path().join("small");
             let large = scratch.path().join("large");
-            make_small_files(&small)?;
+            make_small_files(&small, SMALL_FILES, false)?;
             let large_bytes = make_large_files(&large, 2 * cores, LARGE_FILE_BYTES)?;
             println!(
                 "generated {SMALL_FILES} small files and {} large files ({}) in {:.2} s",
@@ -185,17 +185,4 @@ fn report(label: &str, specs: &[ScanSpec], result: &ScanResult, elapsed: Duratio
         result.warnings.len(),
         result.failures.len(),
     );
-}
-
-fn make_small_files(root: &Path) -> std::io::Result<()> {
-    for i in 0..SMALL_FILES {
-        let dir = root.join(format!("d{:02}", i % 100));
-        if i < 100 {
-            std::fs::create_dir_all(&dir)?;
-        }
-        let len = 1024 + (i * 7919) % (7 * 1024);
-        let content: Vec<u8> = (0..len).map(|j| (i + j) as u8).collect();
-        std::fs::write(dir.join(format!("f{i:05}.txt")), content)?;
-    }
-    Ok(())
 }

@@ -34,6 +34,25 @@ pub fn peak_rss_kib() -> Option<u64> {
     vm_hwm_kib("self")
 }
 
+/// `count` files of 1–8 KiB in 100 folders of `root` (`d{NN}/f{NNNNN}.txt`): lowercase letters
+/// with `text`, else every byte value.
+pub fn make_small_files(root: &Path, count: usize, text: bool) -> std::io::Result<()> {
+    for i in 0..count {
+        let dir = root.join(format!("d{:02}", i % 100));
+        if i < 100 {
+            std::fs::create_dir_all(&dir)?;
+        }
+        let len = 1024 + (i * 7919) % (7 * 1024);
+        let content: Vec<u8> = if text {
+            (0..len).map(|j| b'a' + ((i + j) % 26) as u8).collect()
+        } else {
+            (0..len).map(|j| (i + j) as u8).collect()
+        };
+        std::fs::write(dir.join(format!("f{i:05}.txt")), content)?;
+    }
+    Ok(())
+}
+
 /// `count` files `large-{i}.bin` of `bytes` each (whole MiB) in `root`, every 1 MiB block
 /// distinct so that nothing could be deduplicated along the way. Returns the bytes written.
 pub fn make_large_files(root: &Path, count: usize, bytes: usize) -> std::io::Result<u64> {
