@@ -180,10 +180,9 @@ fn hash_ready(state: &Mutex<State>, data: &Path, chunk: u64) {
         s.hasher = hasher;
         match read {
             // A complete part may end early: it is the last, shorter one.
-            Ok(got) if complete => {
+            Ok(_) if complete => {
                 s.next = n + 1;
                 s.next_hashed = 0;
-                let _ = got;
             }
             Ok(got) if got == until - from => s.next_hashed = until,
             _ => s.invalid = true,
