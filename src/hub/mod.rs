@@ -10,6 +10,7 @@ pub mod parse;
 pub mod parts;
 mod routes;
 pub mod store;
+mod writeback;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

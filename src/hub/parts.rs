@@ -176,6 +176,11 @@ fn hash_ready(state: &Mutex<State>, data: &Path, chunk: u64) {
             Ok(f) => hash_range(f, (n - 1) * chunk + from, until - from, &mut hasher),
             Err(_) => Err(std::io::Error::other("cannot open the upload")),
         };
+        if let (Ok(f), Ok(_), true) = (&file, &read, complete) {
+            // A received part is on disk (synced before it was acknowledged) and now hashed:
+            // nothing reads it again, so its pages can serve the parts still arriving.
+            super::writeback::forget(f, (n - 1) * chunk + from, until - from);
+        }
         let mut s = lock(state);
         s.hasher = hasher;
         match read {

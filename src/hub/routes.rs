@@ -21,6 +21,7 @@ use super::HubState;
 use super::auth::{self, Caller};
 use super::parse::{self, valid_oid};
 use super::store::{self, CommitRequest, FlatTree, RefKind, Repo, StoreError};
+use super::writeback;
 use crate::api::{self, ErrorCode, RepoType};
 
 const JSON_LIMIT: usize = 16 * 1024 * 1024;
@@ -1718,6 +1719,11 @@ struct BodyWriter {
     pending_len: u64,
     /// Where the bytes the disk was not yet asked to write begin.
     unsynced_from: u64,
+    /// Drop written bytes from the page cache once on disk (see [`writeback`]); only when
+    /// nothing reads them back, i.e. the hasher, if any, is this writer's.
+    drop_behind: bool,
+    /// Where the bytes not yet dropped from the page cache begin.
+    cached_from: u64,
 }
 
 impl BodyWriter {
@@ -1730,6 +1736,8 @@ impl BodyWriter {
             pending: Vec::new(),
             pending_len: 0,
             unsynced_from: at,
+            drop_behind: false,
+            cached_from: at,
         }
     }
 
@@ -1757,6 +1765,16 @@ impl BodyWriter {
         // Mid-body, start the disk writing what arrived (without waiting); `sync` waits for it.
         let kick = (!sync && end - self.unsynced_from >= WRITEBACK_BYTES)
             .then(|| (self.unsynced_from, end - self.unsynced_from));
+        // With each kick, the windows kicked before it leave the page cache (they had a
+        // window's time to reach the disk); with `sync`, everything does.
+        let forget_until = match (self.drop_behind, kick, sync) {
+            (true, Some(_), _) => self.unsynced_from,
+            (true, None, true) => end,
+            _ => self.cached_from,
+        };
+        let forget = (forget_until > self.cached_from)
+            .then(|| (self.cached_from, forget_until - self.cached_from));
+        self.cached_from = forget_until;
         if kick.is_some() || sync {
             self.unsynced_from = end;
         }
@@ -1777,10 +1795,16 @@ impl BodyWriter {
                 }
             }
             if let Some((from, len)) = kick {
-                start_writeback(&file, from, len);
+                if let Some((from, len)) = forget {
+                    writeback::drop_behind(&file, from, len);
+                }
+                writeback::start(&file, from, len);
             }
             if sync {
                 file.sync_data()?;
+                if let Some((from, len)) = forget {
+                    writeback::forget(&file, from, len);
+                }
             }
             Ok(hasher)
         })
@@ -1880,27 +1904,6 @@ async fn receive_at(
     received
 }
 
-/// Asks the kernel to start writing `len` bytes of `f` from `from` to disk, without waiting.
-/// Only a hint: durability still comes from `sync_data`.
-fn start_writeback(f: &std::fs::File, from: u64, len: u64) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: `f` is an open file for the duration of the call; the call only reads its
-        // arguments.
-        let _ = unsafe {
-            libc::sync_file_range(
-                f.as_raw_fd(),
-                from as libc::off64_t,
-                len as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            )
-        };
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (f, from, len);
-}
-
 /// Receives a basic upload into `path`, hashing it; at most `max` bytes. The caller installs the
 /// file (which syncs it).
 async fn receive(body: Body, path: &std::path::Path, max: u64) -> Result<(String, u64), HubErr> {
@@ -1912,6 +1915,7 @@ async fn receive(body: Body, path: &std::path::Path, max: u64) -> Result<(String
         .await;
     let mut writer = BodyWriter::new(file, 0, Arc::default());
     writer.hasher = Some(Sha256::new());
+    writer.drop_behind = true;
     let mut total = 0u64;
     let mut stream = body.into_data_stream();
     let received = async {

@@ -753,7 +753,10 @@ impl Store {
         if dest.exists() {
             let _ = std::fs::remove_file(temp);
         } else {
-            std::fs::File::open(temp)?.sync_all()?;
+            let f = std::fs::File::open(temp)?;
+            f.sync_all()?;
+            // On disk now; its pages are better used by the next upload.
+            super::writeback::forget(&f, 0, 0);
             if let Some(dir) = dest.parent() {
                 std::fs::create_dir_all(dir)?;
             }
