@@ -54,6 +54,7 @@ use crate::api::{
     Refs, RepoId, RepoInfo, RepoSettingsRequest, RepoType, SecretEntry, SleepTimeRequest,
     SpaceRuntime, TreeEntry, VariableEntry, Visibility, WhoAmI,
 };
+use crate::util::io::file_chunks;
 use crate::util::secret::Secret;
 use retry::{TransportClass, classify_transport, is_transient_status};
 
@@ -921,7 +922,7 @@ impl UploadSource {
                     return Err(changed(format!("a file of {len} bytes")));
                 }
                 let expected = sha256.clone();
-                let stream = Box::pin(file_chunks(file.into_std().await, *size));
+                let stream = Box::pin(file_chunks(file.into_std().await, *size, UPLOAD_CHUNK));
                 let stream = futures::stream::unfold(
                     (stream, sha2::Sha256::new(), 0u64, false),
                     move |(mut stream, mut hasher, mut seen, done)| {
@@ -973,39 +974,11 @@ impl UploadSource {
                     ));
                 }
                 file.seek(SeekFrom::Start(offset)).await?;
-                let stream = file_chunks(file.into_std().await, len);
+                let stream = file_chunks(file.into_std().await, len, UPLOAD_CHUNK);
                 Ok(Some((reqwest::Body::wrap_stream(stream), len)))
             }
         }
     }
-}
-
-/// At most `len` bytes of `file` from where it stands, in chunks read on the blocking pool
-/// straight into the buffers that are sent (reading through a `tokio::fs::File` copies every
-/// byte once more, from its own buffer). Ends early at the end of the file.
-fn file_chunks(
-    file: std::fs::File,
-    len: u64,
-) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    futures::stream::try_unfold((file, len), |(file, left)| async move {
-        if left == 0 {
-            return Ok(None);
-        }
-        let want = left.min(UPLOAD_CHUNK as u64);
-        let (file, chunk) = tokio::task::spawn_blocking(move || {
-            use std::io::Read;
-            let mut chunk = Vec::with_capacity(want as usize);
-            (&file).take(want).read_to_end(&mut chunk)?;
-            Ok::<_, std::io::Error>((file, chunk))
-        })
-        .await
-        .map_err(std::io::Error::other)??;
-        if chunk.is_empty() {
-            return Ok(None);
-        }
-        let left = left - chunk.len() as u64;
-        Ok(Some((Bytes::from(chunk), (file, left))))
-    })
 }
 
 impl std::fmt::Debug for UploadSource {

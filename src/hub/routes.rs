@@ -15,7 +15,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncSeekExt;
 
 use super::HubState;
 use super::auth::{self, Caller};
@@ -1572,9 +1572,10 @@ async fn resolve(
             f.seek(std::io::SeekFrom::Start(start))
                 .await
                 .map_err(|e| HubErr::from(StoreError::Io(e)))?;
-            Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-                f.take(len),
-                256 * 1024,
+            Body::from_stream(crate::util::io::file_chunks(
+                f.into_std().await,
+                len,
+                1024 * 1024,
             ))
         }
     };
