@@ -198,13 +198,12 @@ fn probe_data() -> &'static [u8] {
 
 /// Writes and fsyncs `size` bytes of [`probe_data`], with drop-behind or not, in MB/s.
 fn write_probe(dir: &Path, size: u64, drop_behind: bool) -> Result<f64> {
-    use std::os::fd::AsRawFd;
+    use hubsync::hub::writeback;
     const WINDOW: u64 = 32 << 20;
     let data = probe_data();
     let path = dir.join("disk-probe");
     let started = Instant::now();
     let mut f = std::fs::File::create(&path)?;
-    let fd = f.as_raw_fd();
     let (mut at, mut kicked, mut dropped) = (0u64, 0u64, 0u64);
     while at < size {
         for block in data.chunks(4 << 20) {
@@ -212,33 +211,10 @@ fn write_probe(dir: &Path, size: u64, drop_behind: bool) -> Result<f64> {
             f.write_all(&block[..n])?;
             at += n as u64;
             if drop_behind && at - kicked >= WINDOW {
-                // SAFETY (both calls): `fd` is open for the whole loop; the calls only read
-                // their arguments.
-                unsafe {
-                    if kicked > dropped {
-                        libc::sync_file_range(
-                            fd,
-                            dropped as i64,
-                            (kicked - dropped) as i64,
-                            libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                                | libc::SYNC_FILE_RANGE_WRITE
-                                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-                        );
-                        libc::posix_fadvise(
-                            fd,
-                            dropped as i64,
-                            (kicked - dropped) as i64,
-                            libc::POSIX_FADV_DONTNEED,
-                        );
-                        dropped = kicked;
-                    }
-                    libc::sync_file_range(
-                        fd,
-                        kicked as i64,
-                        (at - kicked) as i64,
-                        libc::SYNC_FILE_RANGE_WRITE,
-                    );
-                }
+                // What the hub does with an upload's bytes.
+                writeback::drop_behind(&f, dropped, kicked - dropped);
+                dropped = kicked;
+                writeback::start(&f, kicked, at - kicked);
                 kicked = at;
             }
             if at == size {

@@ -10,7 +10,7 @@ pub mod parse;
 pub mod parts;
 mod routes;
 pub mod store;
-mod writeback;
+pub mod writeback;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
