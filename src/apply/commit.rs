@@ -343,7 +343,7 @@ fn build_lines_blocking(work: Work) -> (Vec<CommitLine>, Vec<(String, String)>) 
                     }));
                     continue;
                 }
-                match std::fs::read(&f.local_path) {
+                match crate::util::io::read_regular(&f.local_path) {
                     Ok(bytes) if hex::encode(Sha256::digest(&bytes)) == f.sha256 => {
                         lines.push(CommitLine::File(CommitFile {
                             path: f.path.clone(),

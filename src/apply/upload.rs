@@ -165,7 +165,7 @@ pub fn moved_since_plan(f: &FileChange) -> Option<String> {
 fn sample(path: &Path) -> String {
     use std::io::Read;
     let mut buf = Vec::with_capacity(512);
-    if let Ok(f) = std::fs::File::open(path) {
+    if let Ok(f) = crate::util::io::open_regular(path) {
         let _ = f.take(512).read_to_end(&mut buf);
     }
     base64::engine::general_purpose::STANDARD.encode(&buf)

@@ -43,7 +43,6 @@ use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::io::AsyncSeekExt;
 use url::Url;
 
 use crate::api::{
@@ -904,8 +903,7 @@ impl UploadSource {
                 .map(|b| (b, *len))),
             Source::Verified { path, size, sha256 } => {
                 use sha2::Digest;
-                let file = tokio::fs::File::open(path).await?;
-                let len = file.metadata().await?.len();
+                let (file, len) = open_at(path, 0).await?;
                 let (p, sz, exp) = (path.clone(), *size, sha256.clone());
                 let changed = move |got: String| {
                     std::io::Error::new(
@@ -922,7 +920,7 @@ impl UploadSource {
                     return Err(changed(format!("a file of {len} bytes")));
                 }
                 let expected = sha256.clone();
-                let stream = Box::pin(file_chunks(file.into_std().await, *size, UPLOAD_CHUNK));
+                let stream = Box::pin(file_chunks(file, *size, UPLOAD_CHUNK));
                 let stream = futures::stream::unfold(
                     (stream, sha2::Sha256::new(), 0u64, false),
                     move |(mut stream, mut hasher, mut seen, done)| {
@@ -962,9 +960,9 @@ impl UploadSource {
                 Ok(Some((reqwest::Body::wrap_stream(stream), *size)))
             }
             Source::File { path, range } => {
-                let mut file = tokio::fs::File::open(path).await?;
-                let file_len = file.metadata().await?.len();
-                let (offset, len) = range.unwrap_or((0, file_len));
+                let offset = range.map_or(0, |(offset, _)| offset);
+                let (file, file_len) = open_at(path, offset).await?;
+                let len = range.map_or(file_len, |(_, len)| len);
                 if offset.saturating_add(len) > file_len {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
@@ -973,12 +971,26 @@ impl UploadSource {
                         ),
                     ));
                 }
-                file.seek(SeekFrom::Start(offset)).await?;
-                let stream = file_chunks(file.into_std().await, len, UPLOAD_CHUNK);
+                let stream = file_chunks(file, len, UPLOAD_CHUNK);
                 Ok(Some((reqwest::Body::wrap_stream(stream), len)))
             }
         }
     }
+}
+
+/// The regular file at `path` (never blocking on a FIFO in its place), positioned at `offset`,
+/// and its length.
+async fn open_at(path: &Path, offset: u64) -> std::io::Result<(std::fs::File, u64)> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Seek;
+        let mut file = crate::util::io::open_regular(&path)?;
+        let len = file.metadata()?.len();
+        file.seek(SeekFrom::Start(offset))?;
+        Ok((file, len))
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 impl std::fmt::Debug for UploadSource {

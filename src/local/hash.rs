@@ -5,7 +5,7 @@
 //! [`scan`](super::scan)) and must not decide what to upload.
 
 use std::cell::RefCell;
-use std::fs::{File, Metadata};
+use std::fs::Metadata;
 use std::io::{ErrorKind, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -150,9 +150,8 @@ fn hash_file_with(
                 std::thread::sleep(Duration::from_millis(50 << attempt));
             }
             let started_ns = system_time_ns(SystemTime::now());
-            // TODO-hardening: the walk only hands over regular files, but one replaced by a FIFO
-            // in between would block this open; `O_NONBLOCK` would need the `libc` crate.
-            let mut file = File::open(path).map_err(io)?;
+            // The walk only hands over regular files, but a FIFO may have taken one's place.
+            let mut file = crate::util::io::open_nonblocking(path).map_err(io)?;
             let meta = file.metadata().map_err(io)?;
             if !meta.is_file() {
                 return Err(LocalError::NotAFile {
@@ -209,6 +208,27 @@ fn hash_file_with(
 mod tests {
     use super::*;
     use crate::api::{git_blob_oid, lfs_git_oid};
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_replaced_by_a_fifo_is_refused_not_waited_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("now-a-fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .expect("run mkfifo");
+        assert!(status.success());
+        // Without O_NONBLOCK the open would wait for a writer forever.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(hash_file(&path, &AtomicU64::new(0)));
+        });
+        let got = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("hashing a FIFO must not block");
+        assert!(matches!(got, Err(LocalError::NotAFile { .. })), "{got:?}");
+    }
 
     fn hash_bytes(bytes: &[u8]) -> Hashed {
         let dir = tempfile::tempdir().expect("tempdir");

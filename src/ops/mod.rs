@@ -366,7 +366,7 @@ async fn text_diffs(client: &HubClient, plan: &Plan) -> TextDiffs {
             if f.lfs || f.size > DIFF_MAX_BYTES {
                 continue;
             }
-            let Ok(new) = std::fs::read(&f.local_path) else {
+            let Ok(new) = crate::util::io::read_regular(&f.local_path) else {
                 continue;
             };
             let Ok(new) = String::from_utf8(new) else {
