@@ -110,6 +110,28 @@ impl Registry {
         }
     }
 
+    /// Part `n` of `data` failed (refused or cut off). When no other part of the upload began
+    /// or arrived, the upload is forgotten and its file and folder removed, so that a failed
+    /// first part leaves nothing behind; the locks held meanwhile keep another part from
+    /// starting in between (it would write into a file about to be unlinked). Blocking.
+    pub fn abandon(&self, data: &Path, n: u64) {
+        let mut uploads = lock(&self.uploads);
+        let Some(state) = uploads.get(data).cloned() else {
+            return;
+        };
+        let s = lock(&state);
+        if !s.received.is_empty() || s.started.iter().any(|&m| m != n) {
+            return;
+        }
+        uploads.remove(data);
+        lock(&self.writers).remove(data);
+        let _ = std::fs::remove_file(data);
+        if let Some(dir) = data.parent() {
+            // Only when empty: nothing else of the upload is there.
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+
     /// The SHA-256 of the whole object once all `parts` are received, or `None` when the running
     /// hash cannot be used (the caller then hashes the file). Forgets the upload. Blocking.
     pub fn finish(&self, data: &Path, chunk: u64, parts: u64) -> Option<String> {
@@ -279,6 +301,35 @@ mod tests {
         .unwrap();
         assert_eq!(got, Some(want.clone()));
         assert_eq!(hash_file(&data).unwrap(), (want, 4500));
+    }
+
+    #[test]
+    fn a_failed_part_removes_the_upload_only_when_it_was_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("upload").join("data");
+        std::fs::create_dir_all(data.parent().unwrap()).unwrap();
+        let reg = Registry::default();
+        // The only part, cut off: nothing is left.
+        reg.part_started(&data, 1);
+        write_part(&data, 1, 10, b"01234");
+        reg.abandon(&data, 1);
+        assert!(!data.parent().unwrap().exists());
+        // Another part is being written: its bytes stay.
+        std::fs::create_dir_all(data.parent().unwrap()).unwrap();
+        reg.part_started(&data, 1);
+        reg.part_started(&data, 2);
+        write_part(&data, 2, 10, b"abc");
+        write_part(&data, 1, 10, b"01");
+        reg.abandon(&data, 1);
+        assert_eq!(std::fs::read(&data).unwrap()[10..], *b"abc");
+        // A part already received: its bytes stay too.
+        let other = dir.path().join("other").join("data");
+        std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+        write_part(&other, 2, 10, b"xyz");
+        reg.part_received(&other, 2, 10);
+        reg.part_started(&other, 1);
+        reg.abandon(&other, 1);
+        assert!(other.exists());
     }
 
     #[tokio::test]

@@ -1838,20 +1838,20 @@ async fn next_chunk(
 /// Writes multipart part `n` into `data` (in the upload's parts folder, shared by its parts) at
 /// its place (parts are `part_size` bytes); it must be exactly `expected` bytes, and `parts` hashes
 /// it as it is written. The part is on disk when this returns. The folder and file are created
-/// with the first byte, and a part refused or cut off leaves nothing behind when it was the first.
+/// with the first byte, and a part refused or cut off leaves nothing behind when it was the
+/// upload's only one (see [`Registry::abandon`](crate::hub::parts::Registry::abandon)).
 async fn receive_at(
     body: Body,
     data: &std::path::Path,
     n: u64,
     part_size: u64,
     expected: u64,
-    parts: &crate::hub::parts::Registry,
+    parts: &Arc<crate::hub::parts::Registry>,
 ) -> Result<(), HubErr> {
     let io = |e: std::io::Error| HubErr::from(StoreError::Io(e));
     let offset = part_size * (n - 1);
     parts.part_started(data, n);
     let mut writer: Option<BodyWriter> = None;
-    let mut created = false;
     let mut total = 0u64;
     let mut stream = body.into_data_stream();
     let received = async {
@@ -1863,7 +1863,6 @@ async fn receive_at(
                     if let Some(dir) = data.parent() {
                         tokio::fs::create_dir_all(dir).await.map_err(io)?;
                     }
-                    created = !tokio::fs::try_exists(data).await.unwrap_or(false);
                     let f = tokio::fs::OpenOptions::new()
                         .create(true)
                         .write(true)
@@ -1892,15 +1891,10 @@ async fn receive_at(
         Ok(())
     }
     .await;
-    if received.is_err() && created {
-        // TODO-hardening: a first part failing while another first part of the same upload is
-        // being written removes that one's bytes too; its completion then fails and the client
-        // uploads again.
+    if received.is_err() {
         drop(writer);
-        let _ = tokio::fs::remove_file(data).await;
-        if let Some(dir) = data.parent() {
-            let _ = tokio::fs::remove_dir(dir).await;
-        }
+        let (parts, data) = (parts.clone(), data.to_path_buf());
+        let _ = tokio::task::spawn_blocking(move || parts.abandon(&data, n)).await;
     }
     received
 }
