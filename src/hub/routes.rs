@@ -1709,7 +1709,8 @@ fn part_etag(oid: &str, n: u64, len: u64) -> String {
 /// [`WRITEBACK_BYTES`] (so it works while the network sends, instead of in one long `fsync` at the
 /// end), and [`BodyWriter::finish`] can wait until all of it is on disk. Several writers of one
 /// file (the parts of an upload) share a lock: parallel writers to one file only spin on its
-/// inode lock, burning the CPU the hashing needs. A hasher, if given, sees the bytes in order.
+/// inode lock, burning the CPU the hashing needs. A hasher, if given, sees the bytes in order
+/// (and the bytes it saw may then leave the page cache).
 struct BodyWriter {
     file: Arc<std::fs::File>,
     lock: Arc<std::sync::Mutex<()>>,
@@ -1720,9 +1721,6 @@ struct BodyWriter {
     pending_len: u64,
     /// Where the bytes the disk was not yet asked to write begin.
     unsynced_from: u64,
-    /// Drop written bytes from the page cache once on disk (see [`writeback`]); only when
-    /// nothing reads them back, i.e. the hasher, if any, is this writer's.
-    drop_behind: bool,
     /// Where the bytes not yet dropped from the page cache begin.
     cached_from: u64,
 }
@@ -1737,7 +1735,6 @@ impl BodyWriter {
             pending: Vec::new(),
             pending_len: 0,
             unsynced_from: at,
-            drop_behind: false,
             cached_from: at,
         }
     }
@@ -1766,9 +1763,12 @@ impl BodyWriter {
         // Mid-body, start the disk writing what arrived (without waiting); `sync` waits for it.
         let kick = (!sync && end - self.unsynced_from >= WRITEBACK_BYTES)
             .then(|| (self.unsynced_from, end - self.unsynced_from));
-        // With each kick, the windows kicked before it leave the page cache (they had a
+        // Written bytes leave the page cache once on disk (see [`writeback`]) when nobody reads
+        // them back: when this writer hashes them itself (a multipart upload's parts are hashed
+        // by reading the file). With each kick, the windows kicked before it go (they had a
         // window's time to reach the disk); with `sync`, everything does.
-        let forget_until = match (self.drop_behind, kick, sync) {
+        let drop_behind = self.hasher.is_some();
+        let forget_until = match (drop_behind, kick, sync) {
             (true, Some(_), _) => self.unsynced_from,
             (true, None, true) => end,
             _ => self.cached_from,
@@ -1910,7 +1910,6 @@ async fn receive(body: Body, path: &std::path::Path, max: u64) -> Result<(String
         .await;
     let mut writer = BodyWriter::new(file, 0, Arc::default());
     writer.hasher = Some(Sha256::new());
-    writer.drop_behind = true;
     let mut total = 0u64;
     let mut stream = body.into_data_stream();
     let received = async {
