@@ -30,6 +30,8 @@ struct State {
     written: HashMap<u64, u64>,
     /// A background task is hashing.
     running: bool,
+    /// Held by the upload's parts while writing into its file.
+    writer: Arc<Mutex<()>>,
     /// The running hash cannot be trusted (a part was written twice, or a read failed).
     invalid: bool,
 }
@@ -38,8 +40,6 @@ struct State {
 #[derive(Default)]
 pub struct Registry {
     uploads: Mutex<HashMap<PathBuf, Arc<Mutex<State>>>>,
-    /// One lock per upload's data file, held while writing to it.
-    writers: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -61,10 +61,7 @@ impl Registry {
 
     /// The lock its parts hold while writing into `data`.
     pub fn writer(&self, data: &Path) -> Arc<Mutex<()>> {
-        lock(&self.writers)
-            .entry(data.to_path_buf())
-            .or_default()
-            .clone()
+        lock(&self.state(data)).writer.clone()
     }
 
     /// Part `n` of `data` is about to be written. Written a second time, the hash may have read
@@ -87,8 +84,7 @@ impl Registry {
             s.next == n && s.start()
         };
         if start {
-            let data = data.to_path_buf();
-            tokio::task::spawn_blocking(move || hash_ready(&state, &data, chunk));
+            spawn_hash(state, data, chunk);
         }
     }
 
@@ -105,8 +101,7 @@ impl Registry {
             s.received.contains(&s.next) && s.start()
         };
         if start {
-            let data = data.to_path_buf();
-            tokio::task::spawn_blocking(move || hash_ready(&state, &data, chunk));
+            spawn_hash(state, data, chunk);
         }
     }
 
@@ -124,7 +119,6 @@ impl Registry {
             return;
         }
         uploads.remove(data);
-        lock(&self.writers).remove(data);
         let _ = std::fs::remove_file(data);
         if let Some(dir) = data.parent() {
             // Only when empty: nothing else of the upload is there.
@@ -135,7 +129,6 @@ impl Registry {
     /// The SHA-256 of the whole object once all `parts` are received, or `None` when the running
     /// hash cannot be used (the caller then hashes the file). Forgets the upload. Blocking.
     pub fn finish(&self, data: &Path, chunk: u64, parts: u64) -> Option<String> {
-        lock(&self.writers).remove(data);
         let state = lock(&self.uploads).remove(data)?;
         // Let a running task end (it stops at the last part), then hash what is left here.
         loop {
@@ -167,6 +160,12 @@ impl State {
         }
         start
     }
+}
+
+/// Runs [`hash_ready`] on the blocking pool (the caller claimed the task with [`State::start`]).
+fn spawn_hash(state: Arc<Mutex<State>>, data: &Path, chunk: u64) {
+    let data = data.to_path_buf();
+    tokio::task::spawn_blocking(move || hash_ready(&state, &data, chunk));
 }
 
 /// Hashes `data` in order as far as it is written, then clears `running`.
@@ -270,13 +269,21 @@ mod tests {
         f.write_all_at(bytes, (n - 1) * chunk).unwrap();
     }
 
+    /// [`Registry::finish`], on the blocking pool as the hub calls it.
+    async fn finish(reg: &Arc<Registry>, data: &Path, chunk: u64, parts: u64) -> Option<String> {
+        let (reg, data) = (reg.clone(), data.to_path_buf());
+        tokio::task::spawn_blocking(move || reg.finish(&data, chunk, parts))
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn parts_in_any_order_hash_to_the_whole() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let chunk = 1000u64;
         let object: Vec<u8> = (0..4500u32).map(|i| (i * 7 % 251) as u8).collect();
-        let reg = Registry::default();
+        let reg = Arc::new(Registry::default());
         for n in [3u64, 1, 5, 2, 4] {
             let start = ((n - 1) * chunk) as usize;
             let end = (start + chunk as usize).min(object.len());
@@ -293,13 +300,7 @@ mod tests {
             reg.part_received(&data, n, chunk);
         }
         let want = hex::encode(Sha256::digest(&object));
-        let got = tokio::task::spawn_blocking({
-            let data = data.clone();
-            move || reg.finish(&data, chunk, 5)
-        })
-        .await
-        .unwrap();
-        assert_eq!(got, Some(want.clone()));
+        assert_eq!(finish(&reg, &data, chunk, 5).await, Some(want.clone()));
         assert_eq!(hash_file(&data).unwrap(), (want, 4500));
     }
 
@@ -336,21 +337,13 @@ mod tests {
     async fn a_part_sent_twice_or_missing_falls_back() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let reg = Registry::default();
+        let reg = Arc::new(Registry::default());
         write_part(&data, 1, 10, b"0123456789");
         reg.part_received(&data, 1, 10);
         reg.part_received(&data, 1, 10);
         write_part(&data, 2, 10, b"abc");
         reg.part_received(&data, 2, 10);
-        let d = data.clone();
-        let reg = Arc::new(reg);
-        let r = reg.clone();
-        assert_eq!(
-            tokio::task::spawn_blocking(move || r.finish(&d, 10, 2))
-                .await
-                .unwrap(),
-            None
-        );
+        assert_eq!(finish(&reg, &data, 10, 2).await, None);
         // A part started again after some of it was hashed: its bytes may differ now.
         let data2 = dir.path().join("data2");
         write_part(&data2, 1, 10, b"01234");
@@ -360,20 +353,8 @@ mod tests {
         reg.part_started(&data2, 1);
         write_part(&data2, 1, 10, b"0123456789");
         reg.part_received(&data2, 1, 10);
-        let r = reg.clone();
-        assert_eq!(
-            tokio::task::spawn_blocking(move || r.finish(&data2, 10, 1))
-                .await
-                .unwrap(),
-            None
-        );
+        assert_eq!(finish(&reg, &data2, 10, 1).await, None);
         // Unknown upload (e.g. after a restart): the caller hashes the file.
-        let r = reg.clone();
-        assert_eq!(
-            tokio::task::spawn_blocking(move || r.finish(&data, 10, 2))
-                .await
-                .unwrap(),
-            None
-        );
+        assert_eq!(finish(&reg, &data, 10, 2).await, None);
     }
 }
